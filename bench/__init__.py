@@ -1,0 +1,1 @@
+"""tre's benchmarks: each module compares tre against a baseline in the same run."""

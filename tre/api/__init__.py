@@ -1,0 +1,1 @@
+"""tre.api (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tre.audit (see docs/architecture.md)."""

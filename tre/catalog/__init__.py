@@ -1,0 +1,1 @@
+"""tre.catalog (see docs/architecture.md)."""

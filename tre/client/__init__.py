@@ -1,0 +1,1 @@
+"""tre.client (see docs/architecture.md)."""

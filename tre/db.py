@@ -1,0 +1,1 @@
+"""Database engine and declarative base (filled by governance)."""

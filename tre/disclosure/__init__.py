@@ -1,0 +1,1 @@
+"""tre.disclosure (see docs/architecture.md)."""

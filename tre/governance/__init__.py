@@ -1,0 +1,1 @@
+"""tre.governance (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tre.hub (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tre.ingest (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tre.outputs (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Plug points (reserved)."""

@@ -1,0 +1,1 @@
+"""tre.privacy (see docs/architecture.md)."""

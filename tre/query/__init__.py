@@ -1,0 +1,1 @@
+"""tre.query (see docs/architecture.md)."""

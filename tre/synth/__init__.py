@@ -1,0 +1,1 @@
+"""tre.synth (see docs/architecture.md)."""

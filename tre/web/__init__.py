@@ -1,0 +1,1 @@
+"""tre.web (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tre.wire (see docs/architecture.md)."""
