@@ -1,0 +1,31 @@
+"""protect_table: apply the protection the policy asks for (refusal, rounding or suppression)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tre.disclosure.check import _check_policy, _check_releases, evaluate
+from tre.disclosure.model import Cell, ProtectedTable, Release, Statistic
+from tre.disclosure.policy import DisclosurePolicy
+from tre.disclosure.rounding import round_evaluated
+from tre.disclosure.suppression import suppress_evaluated
+from tre.disclosure.table import build_table, parse_statistic
+
+
+def protect_table(
+    cells: Sequence[Cell],
+    *,
+    statistic: str | Statistic,
+    policy: DisclosurePolicy,
+    releases: Sequence[Release] = (),
+    margins: bool = True,
+) -> ProtectedTable:
+    """Check a table, then round it (policy has `rounding`) or suppress it (otherwise)."""
+    stat = parse_statistic(statistic)
+    _check_policy(policy)
+    _check_releases(releases)
+    table = build_table(cells, need_ids=bool(releases))
+    report = evaluate(table, stat, policy, releases=releases, margins=margins)
+    if policy.rounding is not None:
+        return round_evaluated(table, report, stat, policy, policy.rounding)
+    return suppress_evaluated(table, report, stat, policy, margins=margins)
