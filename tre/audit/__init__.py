@@ -1,1 +1,47 @@
-"""tre.audit (see docs/architecture.md)."""
+"""tre.audit: typed audit events and the append-only, hash-chained log (layer 1).
+
+`record(session, event, actor=..., now=...)` appends in the caller's transaction;
+`verify(session)` recomputes the chain. Nothing else writes to the audit tables.
+"""
+
+from tre.audit.payload import (
+    EVENT_TYPES,
+    SECRET_MARKERS,
+    TOKEN_PREFIX,
+    AuditEvent,
+    AuditPayload,
+    denied_field_name,
+)
+from tre.audit.store import (
+    GENESIS_HASH,
+    StoredEvent,
+    VerifyResult,
+    canonical_json,
+    event_hash,
+    head,
+    lock_chain,
+    read_events,
+    record,
+    user_actor,
+    verify,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "GENESIS_HASH",
+    "SECRET_MARKERS",
+    "TOKEN_PREFIX",
+    "AuditEvent",
+    "AuditPayload",
+    "StoredEvent",
+    "VerifyResult",
+    "canonical_json",
+    "denied_field_name",
+    "event_hash",
+    "head",
+    "lock_chain",
+    "read_events",
+    "record",
+    "user_actor",
+    "verify",
+]

@@ -1,1 +1,125 @@
-"""tre.governance (see docs/architecture.md)."""
+"""tre.governance: people, roles, accreditation, datasets' custodians, project applications,
+approvals, projects, memberships, API tokens and grants (layer 2).
+
+Every permission is decided by `decide(actor, action, resource, now=...)`. Service functions
+take the caller's SQLAlchemy session, never commit, and write their audit events in the same
+transaction; budget changes go through a `BudgetBook` (the ledger in tre.privacy). See
+docs/governance.md for the full API.
+"""
+
+from tre.governance.budget import BudgetBook
+from tre.governance.datasets import (
+    add_custodian,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+    remove_custodian,
+    set_dataset_cap,
+)
+from tre.governance.decide import SYSTEM, Action, Decision, decide, require
+from tre.governance.grants import grant_for
+from tre.governance.projects import (
+    Application,
+    DatasetAsk,
+    add_member,
+    apply,
+    approve_request,
+    close_project,
+    get_project,
+    list_projects,
+    pending_requests,
+    reject_request,
+    remove_member,
+    revoke_project,
+    withdraw,
+)
+from tre.governance.tokens import authenticate, issue_token, list_tokens, revoke_token
+from tre.governance.types import (
+    Actor,
+    ApprovalView,
+    AuthContext,
+    DatasetView,
+    IssuedToken,
+    LegalBasis,
+    OutputReviewTarget,
+    ProjectState,
+    ProjectView,
+    RequestState,
+    RequestView,
+    Role,
+    Status,
+    TokenView,
+    UserView,
+)
+from tre.governance.users import (
+    bootstrap_admin,
+    create_user,
+    disable_user,
+    enable_user,
+    get_user,
+    list_users,
+    load_actor,
+    login,
+    set_accreditation,
+    set_password,
+    set_roles,
+)
+
+__all__ = [
+    "SYSTEM",
+    "Action",
+    "Actor",
+    "Application",
+    "ApprovalView",
+    "AuthContext",
+    "BudgetBook",
+    "DatasetAsk",
+    "DatasetView",
+    "Decision",
+    "IssuedToken",
+    "LegalBasis",
+    "OutputReviewTarget",
+    "ProjectState",
+    "ProjectView",
+    "RequestState",
+    "RequestView",
+    "Role",
+    "Status",
+    "TokenView",
+    "UserView",
+    "add_custodian",
+    "add_member",
+    "apply",
+    "approve_request",
+    "authenticate",
+    "bootstrap_admin",
+    "close_project",
+    "create_user",
+    "decide",
+    "disable_user",
+    "enable_user",
+    "get_dataset",
+    "get_project",
+    "get_user",
+    "grant_for",
+    "issue_token",
+    "list_datasets",
+    "list_projects",
+    "list_tokens",
+    "list_users",
+    "load_actor",
+    "login",
+    "pending_requests",
+    "register_dataset",
+    "reject_request",
+    "remove_custodian",
+    "remove_member",
+    "require",
+    "revoke_project",
+    "revoke_token",
+    "set_accreditation",
+    "set_dataset_cap",
+    "set_password",
+    "set_roles",
+    "withdraw",
+]

@@ -1,0 +1,282 @@
+"""The append-only, hash-chained audit log: `record()` appends, `verify()` checks.
+
+Each event stores `prev_hash` (the hash of the event before it; zeros for the first) and
+`hash = sha256(canonical JSON of seq, time, type, version, actor, payload, prev_hash)`.
+A one-row table `audit_head` holds the newest seq and hash: appends lock it (PostgreSQL
+`SELECT … FOR UPDATE`; SQLite takes the single writer lock), so concurrent writers queue up
+and never fork the chain, and `verify()` compares it with the log so that deleting or
+appending events at the end is detected too. Database triggers refuse UPDATE and DELETE on
+`audit_events` (the migration creates them).
+
+Limit (documented in docs/governance.md): someone who can rewrite the whole table *and* the
+head row can recompute a consistent chain; compare `head()` with a copy kept elsewhere
+(`verify(session, anchor=...)`) to detect that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from tre.audit.payload import EVENT_TYPES, AuditEvent
+from tre.db import Base, is_sqlite
+from tre.errors import InvalidInput
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+_ACTOR = re.compile(r"^(user:[0-9]+|system(:[a-z_]+)?)$")
+
+
+class AuditEventRow(Base):
+    """One stored audit event."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[str] = mapped_column(sa.String(32))
+    event_type: Mapped[str] = mapped_column(sa.String(80), index=True)
+    schema_version: Mapped[int] = mapped_column(sa.Integer)
+    actor: Mapped[str] = mapped_column(sa.String(80))
+    payload: Mapped[str] = mapped_column(sa.Text)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class AuditHead(Base):
+    """The newest event's seq and hash (one row, id 1), the lock appends queue on."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An audit event as read back from the log."""
+
+    seq: int
+    occurred_at: str
+    event_type: str
+    schema_version: int
+    actor: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of `verify()`: ok, or the first bad event and what is wrong with it."""
+
+    ok: bool
+    events_checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def user_actor(user_id: int) -> str:
+    """The audit actor string of a user."""
+    return f"user:{user_id}"
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def format_time(now: datetime) -> str:
+    """The canonical UTC timestamp stored and hashed with an event."""
+    if now.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    seq: int,
+    occurred_at: str,
+    event_type: str,
+    schema_version: int,
+    actor: str,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 of the canonical JSON of an event's fields and the previous hash."""
+    doc = {
+        "seq": seq,
+        "time": occurred_at,
+        "type": event_type,
+        "version": schema_version,
+        "actor": actor,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+_head = cast(sa.Table, AuditHead.__table__)
+_events = cast(sa.Table, AuditEventRow.__table__)
+
+
+def lock_chain(session: Session) -> tuple[int, str]:
+    """Take the audit append lock for this transaction and return the head (seq, hash).
+
+    Mutating service functions call this first, before locking any other row, so that every
+    audited write takes its locks in the same order (chain head, then rows): no deadlocks.
+    """
+    if is_sqlite(session):
+        # A no-op write takes SQLite's writer lock now (a no-op inside BEGIN IMMEDIATE).
+        session.execute(_head.update().where(_head.c.id == HEAD_ID).values(seq=_head.c.seq))
+        stmt = sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID)
+    else:
+        stmt = sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
+    return int(row.seq), str(row.hash)
+
+
+def record(session: Session, event: AuditEvent, *, actor: str, now: datetime) -> int:
+    """Append `event` to the chain in the caller's transaction; returns its seq."""
+    if not _ACTOR.match(actor):
+        raise InvalidInput(
+            f"audit actor {actor!r} is not user:<id> or system[:<name>]",
+            reason="bad_audit_actor",
+            hint="Use tre.audit.user_actor(user_id) or 'system:<component>'.",
+        )
+    if (event.event_type, event.schema_version) not in EVENT_TYPES:
+        raise InvalidInput(f"unregistered audit event type {event.event_type!r}")
+    head_seq, head_hash = lock_chain(session)
+    seq = head_seq + 1
+    occurred_at = format_time(now)
+    payload = json.loads(canonical_json(event.model_dump(mode="json")))
+    digest = event_hash(
+        seq=seq,
+        occurred_at=occurred_at,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        actor=actor,
+        payload=payload,
+        prev_hash=head_hash,
+    )
+    session.execute(
+        _events.insert().values(
+            seq=seq,
+            occurred_at=occurred_at,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            actor=actor,
+            payload=canonical_json(payload),
+            prev_hash=head_hash,
+            hash=digest,
+        )
+    )
+    session.execute(_head.update().where(_head.c.id == HEAD_ID).values(seq=seq, hash=digest))
+    return seq
+
+
+def head(session: Session) -> tuple[int, str]:
+    """The newest event's (seq, hash), without locking: keep a copy elsewhere as an anchor."""
+    row = session.execute(
+        sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID)
+    ).one_or_none()
+    if row is None:
+        raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
+    return int(row.seq), str(row.hash)
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        seq=int(row.seq),
+        occurred_at=row.occurred_at,
+        event_type=row.event_type,
+        schema_version=int(row.schema_version),
+        actor=row.actor,
+        payload=json.loads(row.payload),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def read_events(
+    session: Session,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    event_type: str | None = None,
+) -> list[StoredEvent]:
+    """Events with seq > `after_seq`, oldest first, at most `limit` (optionally of one type)."""
+    stmt = sa.select(_events).where(_events.c.seq > after_seq).order_by(_events.c.seq)
+    if event_type is not None:
+        stmt = stmt.where(_events.c.event_type == event_type)
+    return [_stored(r) for r in session.execute(stmt.limit(limit))]
+
+
+def verify(session: Session, *, anchor: tuple[int, str] | None = None) -> VerifyResult:
+    """Recompute the chain: any edited, deleted, inserted or reordered event is reported.
+
+    `anchor` is a (seq, hash) pair kept outside the database (from `head()` earlier); the
+    event at that seq must still have that hash.
+    """
+    head_seq, head_hash = head(session)
+    prev_hash = GENESIS_HASH
+    expected = 1
+    checked = 0
+
+    def bad(seq: int, problem: str) -> VerifyResult:
+        return VerifyResult(False, checked, head_seq, head_hash, seq, problem)
+
+    rows = session.execute(
+        sa.select(_events).order_by(_events.c.seq).execution_options(yield_per=1000)
+    )
+    for row in rows:
+        seq = int(row.seq)
+        if seq != expected:
+            return bad(expected, f"event {expected} is missing (the next stored is {seq})")
+        if row.prev_hash != prev_hash:
+            return bad(
+                seq,
+                f"event {seq} does not follow event {seq - 1} (prev_hash differs): "
+                "an event was deleted, inserted or reordered here",
+            )
+        try:
+            payload = json.loads(row.payload)
+        except ValueError:
+            return bad(seq, f"event {seq} has an unreadable payload: it was edited")
+        digest = event_hash(
+            seq=seq,
+            occurred_at=row.occurred_at,
+            event_type=row.event_type,
+            schema_version=int(row.schema_version),
+            actor=row.actor,
+            payload=payload,
+            prev_hash=row.prev_hash,
+        )
+        if digest != row.hash:
+            return bad(seq, f"event {seq} does not match its hash: it was edited")
+        if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
+            return bad(seq, f"event {seq} differs from the anchored hash: the log was rewritten")
+        prev_hash = row.hash
+        expected += 1
+        checked += 1
+    last_seq = expected - 1
+    if last_seq != head_seq or prev_hash != head_hash:
+        return bad(
+            min(last_seq, head_seq) + 1,
+            f"the chain head records {head_seq} events but the log ends at event {last_seq}: "
+            "events were deleted from or added to the end",
+        )
+    if anchor is not None and anchor[0] > last_seq:
+        return bad(last_seq + 1, f"the anchored event {anchor[0]} is no longer in the log")
+    return VerifyResult(True, checked, head_seq, head_hash)

@@ -1,0 +1,752 @@
+"""The privacy-budget ledger: a durable privacy filter, reserve → commit or release.
+
+Amounts are `tre.wire.grant.Budget` values (zCDP ρ plus δ), stored as integers of a fixed
+scale. Two kinds of limit are enforced on every reservation, atomically:
+- the project's allowance on the dataset (opened by governance when the project becomes
+  active, valid from its start date to its end date inclusive, closed on revocation/closure);
+- the dataset's lifetime cap across all projects (set at registration by an admin, later by
+  its custodian).
+Running totals (`committed`, `reserved`) live on the allowance and cap rows, so a check is a
+comparison, and `committed + reserved ≤ limit` holds for every row after every transaction.
+
+Concurrency: every mutating call first takes the audit chain lock (tre.audit.lock_chain: the
+same first lock every audited write takes, so lock order is fixed and deadlock-free), then
+locks the cap rows and the allowance rows it touches with `SELECT … FOR UPDATE` in sorted
+dataset order (PostgreSQL); on SQLite the transaction holds the single writer lock
+(`BEGIN IMMEDIATE`, see tre.db). Each reserve/commit/release writes its audit event in the
+same transaction. The ledger knows projects and datasets only as plain ids and names: it does
+not import governance; governance drives it through its `BudgetBook` protocol.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from tre.audit import lock_chain, record
+from tre.audit.events import (
+    AllowanceOpened,
+    AllowancesClosed,
+    BudgetCharge,
+    BudgetCommitted,
+    BudgetReleased,
+    BudgetReserved,
+    DatasetCapSet,
+)
+from tre.db import Base, UTCDateTime, is_sqlite
+from tre.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tre.wire.grant import Budget
+
+LEDGER_ACTOR = "system:ledger"
+DEFAULT_RESERVATION_TTL = timedelta(minutes=10)
+
+
+def _units(name: str) -> Mapped[int]:
+    return mapped_column(sa.BigInteger, default=0, comment=name)
+
+
+class BudgetCap(Base):
+    """A dataset's lifetime cap across all projects, with running totals."""
+
+    __tablename__ = "budget_caps"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "rho_committed >= 0 AND delta_committed >= 0 AND rho_reserved >= 0 "
+            "AND delta_reserved >= 0",
+            name="totals_non_negative",
+        ),
+    )
+
+    dataset: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    rho_cap: Mapped[int] = _units("rho cap, 1e-12 units")
+    delta_cap: Mapped[int] = _units("delta cap, 1e-18 units")
+    rho_committed: Mapped[int] = _units("rho spent, 1e-12 units")
+    delta_committed: Mapped[int] = _units("delta spent, 1e-18 units")
+    rho_reserved: Mapped[int] = _units("rho held by open reservations, 1e-12 units")
+    delta_reserved: Mapped[int] = _units("delta held by open reservations, 1e-18 units")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BudgetAllowance(Base):
+    """A project's allowance on one dataset, with running totals."""
+
+    __tablename__ = "budget_allowances"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "rho_committed >= 0 AND delta_committed >= 0 AND rho_reserved >= 0 "
+            "AND delta_reserved >= 0",
+            name="totals_non_negative",
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    dataset: Mapped[str] = mapped_column(sa.ForeignKey("budget_caps.dataset"), primary_key=True)
+    rho_allowed: Mapped[int] = _units("rho allowance, 1e-12 units")
+    delta_allowed: Mapped[int] = _units("delta allowance, 1e-18 units")
+    rho_committed: Mapped[int] = _units("rho spent, 1e-12 units")
+    delta_committed: Mapped[int] = _units("delta spent, 1e-18 units")
+    rho_reserved: Mapped[int] = _units("rho held by open reservations, 1e-12 units")
+    delta_reserved: Mapped[int] = _units("delta held by open reservations, 1e-18 units")
+    valid_from: Mapped[date] = mapped_column(sa.Date)
+    valid_until: Mapped[date] = mapped_column(sa.Date)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReservationState(StrEnum):
+    """Where a reservation is in its life."""
+
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class BudgetReservation(Base):
+    """A reservation of budget on one or more datasets for one query."""
+
+    __tablename__ = "budget_reservations"
+    __table_args__ = (sa.Index(None, "state", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.Integer, index=True)
+    state: Mapped[str] = mapped_column(sa.String(12))
+    actor: Mapped[str] = mapped_column(sa.String(80))
+    purpose: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BudgetReservationItem(Base):
+    """The part of a reservation on one dataset: reserved, then the actual committed cost."""
+
+    __tablename__ = "budget_reservation_items"
+
+    reservation_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("budget_reservations.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    rho_reserved: Mapped[int] = mapped_column(sa.BigInteger)
+    delta_reserved: Mapped[int] = mapped_column(sa.BigInteger)
+    rho_committed: Mapped[int | None] = mapped_column(sa.BigInteger)
+    delta_committed: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+_caps = cast(sa.Table, BudgetCap.__table__)
+_allow = cast(sa.Table, BudgetAllowance.__table__)
+_res = cast(sa.Table, BudgetReservation.__table__)
+_items = cast(sa.Table, BudgetReservationItem.__table__)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CapStatus(_Frozen):
+    """A dataset's lifetime cap and what has been spent and held against it."""
+
+    dataset: str
+    cap: Budget
+    committed: Budget
+    reserved: Budget
+    remaining: Budget
+
+
+class AllowanceStatus(_Frozen):
+    """A project's allowance on a dataset and what has been spent and held against it."""
+
+    project_id: int
+    dataset: str
+    allowed: Budget
+    committed: Budget
+    reserved: Budget
+    remaining: Budget
+    valid_from: date
+    valid_until: date
+    closed: bool
+
+
+class ReservationView(_Frozen):
+    """A reservation and its per-dataset amounts."""
+
+    id: str
+    project_id: int
+    state: ReservationState
+    reserved: dict[str, Budget]
+    committed: dict[str, Budget] | None
+    created_at: datetime
+    expires_at: datetime
+    settled_at: datetime | None
+
+
+def _left(limit: tuple[int, int], used: tuple[int, int]) -> Budget:
+    return Budget.from_units(max(0, limit[0] - used[0]), max(0, limit[1] - used[1]))
+
+
+def _charges(amounts: Mapping[str, tuple[int, int]]) -> tuple[BudgetCharge, ...]:
+    return tuple(
+        BudgetCharge(dataset=d, rho=b.rho, delta=b.delta)
+        for d, b in ((d, Budget.from_units(*u)) for d, u in sorted(amounts.items()))
+    )
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The budget ledger; stateless apart from its settings, so one instance serves all."""
+
+    reservation_ttl: timedelta = DEFAULT_RESERVATION_TTL
+
+    # --- limits ---------------------------------------------------------------------------
+
+    def set_dataset_cap(
+        self, session: Session, dataset: str, cap: Budget, *, actor: str, now: datetime
+    ) -> None:
+        """Set (or change) a dataset's lifetime cap; lowering it below the spend stops spending."""
+        lock_chain(session)
+        rho, delta = cap.units
+        exists = session.execute(
+            self._lock(sa.select(_caps.c.dataset).where(_caps.c.dataset == dataset), session)
+        ).first()
+        if exists:
+            session.execute(
+                _caps.update()
+                .where(_caps.c.dataset == dataset)
+                .values(rho_cap=rho, delta_cap=delta, updated_at=now)
+            )
+        else:
+            session.execute(
+                _caps.insert().values(
+                    dataset=dataset,
+                    rho_cap=rho,
+                    delta_cap=delta,
+                    rho_committed=0,
+                    delta_committed=0,
+                    rho_reserved=0,
+                    delta_reserved=0,
+                    updated_at=now,
+                )
+            )
+        record(
+            session,
+            DatasetCapSet(dataset=dataset, rho=cap.rho, delta=cap.delta),
+            actor=actor,
+            now=now,
+        )
+
+    def open_allowance(
+        self,
+        session: Session,
+        project_id: int,
+        dataset: str,
+        allowance: Budget,
+        *,
+        valid_from: date,
+        valid_until: date,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        """Open a project's allowance on a dataset (or change an open one)."""
+        if valid_until < valid_from:
+            raise InvalidInput(
+                f"allowance for project {project_id} on {dataset!r} ends before it starts",
+                hint="valid_until must be on or after valid_from.",
+            )
+        lock_chain(session)
+        if not session.execute(
+            sa.select(_caps.c.dataset).where(_caps.c.dataset == dataset)
+        ).first():
+            raise NotFound(
+                f"dataset {dataset!r} has no lifetime budget cap",
+                reason="no_dataset_cap",
+                hint="Set the dataset's cap before approving projects on it.",
+            )
+        rho, delta = allowance.units
+        row = session.execute(
+            self._lock(
+                sa.select(_allow.c.closed_at).where(
+                    _allow.c.project_id == project_id, _allow.c.dataset == dataset
+                ),
+                session,
+            )
+        ).first()
+        values: dict[str, Any] = {
+            "rho_allowed": rho,
+            "delta_allowed": delta,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+        }
+        if row is None:
+            session.execute(
+                _allow.insert().values(
+                    project_id=project_id,
+                    dataset=dataset,
+                    rho_committed=0,
+                    delta_committed=0,
+                    rho_reserved=0,
+                    delta_reserved=0,
+                    closed_at=None,
+                    **values,
+                )
+            )
+        elif row.closed_at is not None:
+            raise Conflict(
+                f"project {project_id}'s allowance on {dataset!r} is closed",
+                reason="allowance_closed",
+                hint="A closed or revoked project cannot be given budget again.",
+            )
+        else:
+            session.execute(
+                _allow.update()
+                .where(_allow.c.project_id == project_id, _allow.c.dataset == dataset)
+                .values(**values)
+            )
+        record(
+            session,
+            AllowanceOpened(
+                project_id=project_id,
+                dataset=dataset,
+                rho=allowance.rho,
+                delta=allowance.delta,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            ),
+            actor=actor,
+            now=now,
+        )
+
+    def close_allowances(
+        self, session: Session, project_id: int, *, reason: str, actor: str, now: datetime
+    ) -> None:
+        """Close every allowance of a project and release its open reservations."""
+        lock_chain(session)
+        open_ids = session.execute(
+            sa.select(_res.c.id)
+            .where(_res.c.project_id == project_id, _res.c.state == ReservationState.RESERVED)
+            .order_by(_res.c.id)
+        ).scalars()
+        for rid in list(open_ids):
+            self._settle_release(
+                session, rid, ReservationState.RELEASED, "project_closed", actor=actor, now=now
+            )
+        datasets = tuple(
+            session.execute(
+                sa.select(_allow.c.dataset)
+                .where(_allow.c.project_id == project_id, _allow.c.closed_at.is_(None))
+                .order_by(_allow.c.dataset)
+            ).scalars()
+        )
+        if not datasets:
+            return
+        session.execute(
+            _allow.update()
+            .where(_allow.c.project_id == project_id, _allow.c.closed_at.is_(None))
+            .values(closed_at=now)
+        )
+        record(
+            session,
+            AllowancesClosed(project_id=project_id, datasets=datasets, reason=reason),
+            actor=actor,
+            now=now,
+        )
+
+    # --- reservations ---------------------------------------------------------------------
+
+    def reserve(
+        self,
+        session: Session,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        actor: str,
+        now: datetime,
+        purpose: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> str:
+        """Hold budget on every dataset in `charges`, or refuse with the limit that would break.
+
+        Raises Forbidden (no allowance on a dataset), Conflict (allowance closed, not yet
+        valid or past its end date; allowance or dataset cap would be exceeded).
+        """
+        if not charges:
+            raise InvalidInput("a reservation must name at least one dataset")
+        ttl = ttl or self.reservation_ttl
+        if ttl <= timedelta(0):
+            raise InvalidInput("reservation time-to-live must be positive")
+        lock_chain(session)
+        self._expire(session, now)
+        datasets = sorted(charges)
+        caps = self._lock_caps(session, datasets)
+        allowances = self._lock_allowances(session, project_id, datasets)
+        today = now.date()
+        for ds in datasets:
+            amount = charges[ds].units
+            a = allowances.get(ds)
+            if a is None:
+                raise Forbidden(
+                    f"project {project_id} has no privacy budget on dataset {ds!r}",
+                    reason="no_budget",
+                    hint="Only datasets approved for the project can be queried.",
+                )
+            if a.closed_at is not None:
+                raise Conflict(
+                    f"project {project_id}'s budget on {ds!r} is closed "
+                    "(the project was closed or revoked)",
+                    reason="project_not_active",
+                )
+            if today < a.valid_from:
+                raise Conflict(
+                    f"project {project_id} starts on {a.valid_from}; no budget can be used yet",
+                    reason="project_not_started",
+                )
+            if today > a.valid_until:
+                raise Conflict(
+                    f"project {project_id} ended on {a.valid_until}; its budget can no longer "
+                    "be used",
+                    reason="project_expired",
+                    hint="Apply for an extension or a new project.",
+                )
+            used = (a.rho_committed + a.rho_reserved, a.delta_committed + a.delta_reserved)
+            if used[0] + amount[0] > a.rho_allowed or used[1] + amount[1] > a.delta_allowed:
+                raise Conflict(
+                    f"this query needs {charges[ds]} on {ds!r} but project {project_id} has "
+                    f"{_left((a.rho_allowed, a.delta_allowed), used)} left",
+                    reason="budget_exhausted",
+                    hint="Ask a cheaper query (fewer statistics, coarser groups) or for more "
+                    "budget from the dataset's custodian.",
+                )
+            c = caps[ds]
+            used_c = (c.rho_committed + c.rho_reserved, c.delta_committed + c.delta_reserved)
+            if used_c[0] + amount[0] > c.rho_cap or used_c[1] + amount[1] > c.delta_cap:
+                raise Conflict(
+                    f"this query needs {charges[ds]} on {ds!r} but the dataset's lifetime cap "
+                    f"has {_left((c.rho_cap, c.delta_cap), used_c)} left",
+                    reason="dataset_cap_exhausted",
+                    hint="The dataset's custodian decides whether to raise its lifetime cap.",
+                )
+        rid = secrets.token_hex(16)
+        expires_at = now + ttl
+        session.execute(
+            _res.insert().values(
+                id=rid,
+                project_id=project_id,
+                state=ReservationState.RESERVED.value,
+                actor=actor,
+                purpose=purpose,
+                created_at=now,
+                expires_at=expires_at,
+                settled_at=None,
+            )
+        )
+        units = {ds: charges[ds].units for ds in datasets}
+        for ds, (r, d) in units.items():
+            session.execute(
+                _items.insert().values(
+                    reservation_id=rid,
+                    dataset=ds,
+                    rho_reserved=r,
+                    delta_reserved=d,
+                    rho_committed=None,
+                    delta_committed=None,
+                )
+            )
+            self._add_totals(session, project_id, ds, reserved=(r, d))
+        record(
+            session,
+            BudgetReserved(
+                reservation_id=rid,
+                project_id=project_id,
+                charges=_charges(units),
+                expires_at=expires_at,
+                purpose=purpose,
+            ),
+            actor=actor,
+            now=now,
+        )
+        return rid
+
+    def commit(
+        self,
+        session: Session,
+        reservation_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        actual: Mapping[str, Budget] | None = None,
+    ) -> None:
+        """Spend a reservation: `actual` (default: as reserved; ≤ reserved) becomes committed."""
+        lock_chain(session)
+        self._expire(session, now)
+        res = self._open_reservation(session, reservation_id)
+        items = self._items(session, reservation_id)
+        if actual is None:
+            spent = {ds: reserved for ds, reserved in items.items()}
+        else:
+            unknown = sorted(set(actual) - set(items))
+            if unknown:
+                raise InvalidInput(
+                    f"reservation {reservation_id} holds no budget on {unknown}",
+                    hint="Commit only datasets that were reserved.",
+                )
+            spent = {ds: actual[ds].units if ds in actual else (0, 0) for ds in items}
+            for ds, (r, d) in spent.items():
+                if r > items[ds][0] or d > items[ds][1]:
+                    raise InvalidInput(
+                        f"actual cost {actual[ds]} on {ds!r} exceeds the reserved "
+                        f"{Budget.from_units(*items[ds])}",
+                        reason="cost_exceeds_reservation",
+                        hint="Reserve at least the full cost before running the query.",
+                    )
+        datasets = sorted(items)
+        self._lock_caps(session, datasets)
+        self._lock_allowances(session, res.project_id, datasets)
+        for ds in datasets:
+            r, d = items[ds]
+            self._add_totals(session, res.project_id, ds, reserved=(-r, -d), committed=spent[ds])
+            session.execute(
+                _items.update()
+                .where(_items.c.reservation_id == reservation_id, _items.c.dataset == ds)
+                .values(rho_committed=spent[ds][0], delta_committed=spent[ds][1])
+            )
+        session.execute(
+            _res.update()
+            .where(_res.c.id == reservation_id)
+            .values(state=ReservationState.COMMITTED.value, settled_at=now)
+        )
+        record(
+            session,
+            BudgetCommitted(
+                reservation_id=reservation_id,
+                project_id=res.project_id,
+                charges=_charges(spent),
+            ),
+            actor=actor,
+            now=now,
+        )
+
+    def release(self, session: Session, reservation_id: str, *, actor: str, now: datetime) -> None:
+        """Give a reservation back unspent (the query failed or was not run)."""
+        lock_chain(session)
+        self._expire(session, now)
+        self._open_reservation(session, reservation_id)
+        self._settle_release(
+            session, reservation_id, ReservationState.RELEASED, "released", actor=actor, now=now
+        )
+
+    def expire_stale(self, session: Session, *, now: datetime) -> int:
+        """Release every reservation whose time ran out; returns how many."""
+        lock_chain(session)
+        return self._expire(session, now)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def cap(self, session: Session, dataset: str) -> CapStatus:
+        """A dataset's cap and totals, or NotFound."""
+        c = session.execute(sa.select(_caps).where(_caps.c.dataset == dataset)).first()
+        if c is None:
+            raise NotFound(f"dataset {dataset!r} has no lifetime budget cap")
+        committed = (c.rho_committed, c.delta_committed)
+        reserved = (c.rho_reserved, c.delta_reserved)
+        used = (committed[0] + reserved[0], committed[1] + reserved[1])
+        return CapStatus(
+            dataset=dataset,
+            cap=Budget.from_units(c.rho_cap, c.delta_cap),
+            committed=Budget.from_units(*committed),
+            reserved=Budget.from_units(*reserved),
+            remaining=_left((c.rho_cap, c.delta_cap), used),
+        )
+
+    def allowance(self, session: Session, project_id: int, dataset: str) -> AllowanceStatus:
+        """A project's allowance and totals on a dataset, or NotFound."""
+        a = session.execute(
+            sa.select(_allow).where(_allow.c.project_id == project_id, _allow.c.dataset == dataset)
+        ).first()
+        if a is None:
+            raise NotFound(f"project {project_id} has no budget on dataset {dataset!r}")
+        committed = (a.rho_committed, a.delta_committed)
+        reserved = (a.rho_reserved, a.delta_reserved)
+        used = (committed[0] + reserved[0], committed[1] + reserved[1])
+        return AllowanceStatus(
+            project_id=project_id,
+            dataset=dataset,
+            allowed=Budget.from_units(a.rho_allowed, a.delta_allowed),
+            committed=Budget.from_units(*committed),
+            reserved=Budget.from_units(*reserved),
+            remaining=_left((a.rho_allowed, a.delta_allowed), used),
+            valid_from=a.valid_from,
+            valid_until=a.valid_until,
+            closed=a.closed_at is not None,
+        )
+
+    def remaining(self, session: Session, project_id: int, dataset: str) -> Budget:
+        """What the project can still spend on the dataset: min(allowance left, cap left)."""
+        a = self.allowance(session, project_id, dataset).remaining
+        c = self.cap(session, dataset).remaining
+        return Budget(rho=min(a.rho, c.rho), delta=min(a.delta, c.delta))
+
+    def reservation(self, session: Session, reservation_id: str) -> ReservationView:
+        """A reservation with its amounts, or NotFound."""
+        r = session.execute(sa.select(_res).where(_res.c.id == reservation_id)).first()
+        if r is None:
+            raise NotFound(f"no budget reservation {reservation_id!r}")
+        rows = session.execute(
+            sa.select(_items).where(_items.c.reservation_id == reservation_id)
+        ).all()
+        committed = None
+        if r.state == ReservationState.COMMITTED:
+            committed = {
+                i.dataset: Budget.from_units(i.rho_committed or 0, i.delta_committed or 0)
+                for i in rows
+            }
+        return ReservationView(
+            id=r.id,
+            project_id=r.project_id,
+            state=ReservationState(r.state),
+            reserved={i.dataset: Budget.from_units(i.rho_reserved, i.delta_reserved) for i in rows},
+            committed=committed,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            settled_at=r.settled_at,
+        )
+
+    # --- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock(stmt: Any, session: Session) -> Any:
+        # SQLite has no row locks; the transaction already holds the database's writer lock.
+        return stmt if is_sqlite(session) else stmt.with_for_update()
+
+    def _lock_caps(self, session: Session, datasets: list[str]) -> dict[str, Any]:
+        rows = session.execute(
+            self._lock(
+                sa.select(_caps).where(_caps.c.dataset.in_(datasets)).order_by(_caps.c.dataset),
+                session,
+            )
+        ).all()
+        found = {r.dataset: r for r in rows}
+        missing = [d for d in datasets if d not in found]
+        if missing:
+            raise Forbidden(
+                f"dataset {missing[0]!r} has no lifetime privacy budget",
+                reason="no_budget",
+                hint="A dataset's custodian must set its lifetime cap before it can be queried.",
+            )
+        return found
+
+    def _lock_allowances(
+        self, session: Session, project_id: int, datasets: list[str]
+    ) -> dict[str, Any]:
+        rows = session.execute(
+            self._lock(
+                sa.select(_allow)
+                .where(_allow.c.project_id == project_id, _allow.c.dataset.in_(datasets))
+                .order_by(_allow.c.dataset),
+                session,
+            )
+        ).all()
+        return {r.dataset: r for r in rows}
+
+    def _add_totals(
+        self,
+        session: Session,
+        project_id: int,
+        dataset: str,
+        *,
+        reserved: tuple[int, int] = (0, 0),
+        committed: tuple[int, int] = (0, 0),
+    ) -> None:
+        for table, where in (
+            (_caps, _caps.c.dataset == dataset),
+            (_allow, sa.and_(_allow.c.project_id == project_id, _allow.c.dataset == dataset)),
+        ):
+            session.execute(
+                table.update()
+                .where(where)
+                .values(
+                    rho_reserved=table.c.rho_reserved + reserved[0],
+                    delta_reserved=table.c.delta_reserved + reserved[1],
+                    rho_committed=table.c.rho_committed + committed[0],
+                    delta_committed=table.c.delta_committed + committed[1],
+                )
+            )
+
+    def _items(self, session: Session, reservation_id: str) -> dict[str, tuple[int, int]]:
+        rows = session.execute(
+            sa.select(_items).where(_items.c.reservation_id == reservation_id)
+        ).all()
+        return {r.dataset: (r.rho_reserved, r.delta_reserved) for r in rows}
+
+    def _open_reservation(self, session: Session, reservation_id: str) -> Any:
+        r = session.execute(
+            self._lock(sa.select(_res).where(_res.c.id == reservation_id), session)
+        ).first()
+        if r is None:
+            raise NotFound(f"no budget reservation {reservation_id!r}")
+        if r.state != ReservationState.RESERVED:
+            hint = (
+                "Reserve again and re-run the query."
+                if r.state == ReservationState.EXPIRED
+                else None
+            )
+            raise Conflict(
+                f"budget reservation {reservation_id} is already {r.state}",
+                reason=f"reservation_{r.state}",
+                hint=hint,
+            )
+        return r
+
+    def _settle_release(
+        self,
+        session: Session,
+        reservation_id: str,
+        state: ReservationState,
+        cause: str,
+        *,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        r = session.execute(sa.select(_res).where(_res.c.id == reservation_id)).one()
+        items = self._items(session, reservation_id)
+        datasets = sorted(items)
+        self._lock_caps(session, datasets)
+        self._lock_allowances(session, r.project_id, datasets)
+        for ds in datasets:
+            rho, delta = items[ds]
+            self._add_totals(session, r.project_id, ds, reserved=(-rho, -delta))
+        session.execute(
+            _res.update()
+            .where(_res.c.id == reservation_id)
+            .values(state=state.value, settled_at=now)
+        )
+        record(
+            session,
+            BudgetReleased(
+                reservation_id=reservation_id,
+                project_id=r.project_id,
+                charges=_charges(items),
+                cause=cause,
+            ),
+            actor=actor,
+            now=now,
+        )
+
+    def _expire(self, session: Session, now: datetime) -> int:
+        stale = list(
+            session.execute(
+                sa.select(_res.c.id)
+                .where(_res.c.state == ReservationState.RESERVED, _res.c.expires_at <= now)
+                .order_by(_res.c.id)
+            ).scalars()
+        )
+        for rid in stale:
+            self._settle_release(
+                session, rid, ReservationState.EXPIRED, "expired", actor=LEDGER_ACTOR, now=now
+            )
+        return len(stale)
