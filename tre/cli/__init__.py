@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "tre.cli.data",
     "tre.cli.governance",
     "tre.cli.audit",
+    "tre.cli.serve",
     "tre.cli.demo",
 )
 
