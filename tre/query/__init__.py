@@ -1,1 +1,1 @@
-"""tre.query (see docs/architecture.md)."""
+"""tre.query: researcher SQL → parse → validate → plan → execute → protect (see docs/query.md)."""

@@ -1,0 +1,210 @@
+"""Stage 4, execute: tre's SQL on a fresh, locked-down DuckDB connection in a worker process.
+
+The connection is built in the order PLATFORM_NOTES gives (start-up options; views over the
+exact granted files; allowed_paths; external access off; configuration locked). The worker
+process runs under an OS address-space limit (RLIMIT_AS) and is killed on a wall-clock timeout;
+a dead worker is replaced on the next query. DuckDB's error text never leaves this module: the
+caller gets a generic `QueryFailed` with an error id; the log gets the error class only.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tre.errors import new_error_id
+from tre.query.errors import QueryFailed
+from tre.query.model import ViewSpec
+
+log = logging.getLogger("tre.query.execute")
+
+MAX_RESULT_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one query."""
+
+    memory_limit: str = "1GB"  # DuckDB's own buffer limit
+    address_space_bytes: int = 3 * 1024**3  # RLIMIT_AS of the worker process
+    threads: int = 2
+    timeout_seconds: float = 30.0
+    max_rows: int = MAX_RESULT_ROWS
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the worker runs: views to build, then statements whose rows come back (capped)."""
+
+    views: tuple[ViewSpec, ...]
+    statements: tuple[str, ...]
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The worker's answer: rows per statement, or an error class (never DuckDB's text)."""
+
+    rows: tuple[tuple[tuple[Any, ...], ...], ...] = ()
+    error_class: str | None = None
+    too_many_rows: bool = False
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_sandbox(views: tuple[ViewSpec, ...], limits: Limits) -> Any:
+    """A fresh locked-down DuckDB connection exposing only tre's bounded views."""
+    import duckdb
+
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+            "allow_unsigned_extensions": False,
+            "allow_persistent_secrets": False,
+            "python_enable_replacements": False,
+            "memory_limit": limits.memory_limit,
+            "threads": limits.threads,
+            "max_execution_time": int(limits.timeout_seconds * 1000),
+            "temp_directory": "",
+        },
+    )
+    files: list[str] = []
+    for v in views:
+        file_list = "[" + ", ".join(_lit(f) for f in v.files) + "]"
+        con.execute(
+            f"CREATE VIEW {_q(v.name)} AS SELECT {v.select_list} "
+            f"FROM read_parquet({file_list}) WHERE {_q(v.rank_column)} <= {int(v.limit)}"
+        )
+        files.extend(v.files)
+    con.execute("SET allowed_paths=[" + ", ".join(_lit(f) for f in files) + "]")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET lock_configuration=true")
+    return con
+
+
+def run_job(job: Job) -> Outcome:
+    """Run a job in this process (the worker calls this); errors become an error class only."""
+    import duckdb
+
+    try:
+        con = open_sandbox(job.views, job.limits)
+        try:
+            out = []
+            for sql in job.statements:
+                rows = con.execute(sql).fetchmany(job.limits.max_rows + 1)
+                if len(rows) > job.limits.max_rows:
+                    return Outcome(too_many_rows=True)
+                out.append(tuple(tuple(r) for r in rows))
+            return Outcome(rows=tuple(out))
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        return Outcome(error_class=type(exc).__name__)
+    except MemoryError:
+        return Outcome(error_class="MemoryError")
+
+
+def _worker_main(conn: Connection, address_space: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            outcome = run_job(job)
+        except BaseException as exc:
+            outcome = Outcome(error_class=type(exc).__name__)
+        conn.send(outcome)
+
+
+class Worker:
+    """One long-lived worker process (spawned), replaced when it dies or is killed."""
+
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_worker_main, args=(child, self.limits.address_space_bytes), daemon=True
+        )
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        with self._lock:
+            if self._conn is not None and self._proc is not None and self._proc.is_alive():
+                try:
+                    self._conn.send(None)
+                    self._proc.join(2)
+                except (OSError, BrokenPipeError):
+                    pass
+            self._kill()
+
+    def run(
+        self, views: tuple[ViewSpec, ...], statements: tuple[str, ...]
+    ) -> tuple[tuple[tuple[Any, ...], ...], ...]:
+        """Run statements in the sandbox; a generic `QueryFailed` (with an error id) on any failure."""
+        job = Job(views, statements, self.limits)
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._kill()
+                self._start()
+            assert self._conn is not None
+            try:
+                self._conn.send(job)
+                if not self._conn.poll(self.limits.timeout_seconds + 5):
+                    self._kill()
+                    raise _failed("timeout", "the query took too long and was stopped")
+                outcome: Outcome = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._kill()
+                raise _failed(
+                    "worker_died", "the query used too many resources and was stopped"
+                ) from None
+        if outcome.too_many_rows:
+            raise _failed(
+                "too_many_rows", f"the query produced more than {self.limits.max_rows} groups"
+            )
+        if outcome.error_class is not None:
+            raise _failed(outcome.error_class, "the query could not be run")
+        return outcome.rows
+
+
+def _failed(cause: str, message: str) -> QueryFailed:
+    error_id = new_error_id()
+    # The log gets the error id and DuckDB's error class, never its message (it can quote values).
+    log.warning("query execution failed: id=%s cause=%s", error_id, cause)
+    return QueryFailed(message, error_id=error_id)

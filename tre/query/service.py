@@ -1,0 +1,499 @@
+"""The query service: one entry point from researcher SQL to a protected, charged answer.
+
+`QueryService(catalog, ledger, audit, settings).run(sql, grant, rho=… | epsilon=…, mode=…)`
+runs `STAGES = (parse, validate, plan, execute, protect)`; `explain(...)` stops after plan and
+spends nothing. The ledger and the audit sink are passed in (small protocols), so this module
+never imports governance. Order of side effects: reserve → execute → protect → commit →
+cache → return; any failure before commit releases the reservation (it costs nothing), and an
+answer is never returned before its charge is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tre.audit.payload import AuditEvent
+from tre.errors import Forbidden, InvalidInput, UserError
+from tre.privacy import mechanisms
+from tre.query.audit import QueryAnswered, QueryRefusedEvent
+from tre.query.errors import QueryFailed, QueryRefused
+from tre.query.execute import Limits, Worker
+from tre.query.model import AggKind, BaseColumn, NoKeys, PublicKeys, ThresholdKeys
+from tre.query.parse import parse
+from tre.query.plan import DEFAULT_THRESHOLD_DELTA, MeasureKind, Plan, plan
+from tre.query.protect import Cell, protect
+from tre.query.validate import GrantedDataset, validate
+from tre.wire.grant import Budget, Grant, Mode
+
+log = logging.getLogger("tre.query")
+
+STAGES = ("parse", "validate", "plan", "execute", "protect")
+
+
+class BudgetLedger(Protocol):
+    """What the query service needs from the privacy-budget ledger."""
+
+    def reserve(
+        self, project_id: int, charges: Mapping[str, Budget], *, purpose: str | None
+    ) -> str:
+        """Hold `charges` (per dataset); raise a UserError when a limit would be exceeded."""
+        ...
+
+    def commit(self, reservation_id: str, actual: Mapping[str, Budget]) -> None:
+        """Turn a reservation into a spend of `actual` (at most the reserved amounts)."""
+        ...
+
+    def release(self, reservation_id: str) -> None:
+        """Give a reservation back in full (the query failed or was refused)."""
+        ...
+
+
+class AuditSink(Protocol):
+    """Where audit events go (the API binds it to the hash-chained audit log)."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Append one event."""
+        ...
+
+
+class DatasetCatalog(Protocol):
+    """What the query service reads from the catalogue (tre.catalog.Catalog fits)."""
+
+    def get(self, name: str, version: int | None = None) -> Any:
+        """One published dataset version (files, columns, contribution limit, …)."""
+        ...
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """Engine settings (limits, δ for thresholding, the δ at which ε is shown)."""
+
+    limits: Limits = field(default_factory=Limits)
+    threshold_delta: float = DEFAULT_THRESHOLD_DELTA
+    display_delta: float = 1e-6
+    latency_step_seconds: float = 0.0  # >0: answers leave on a quantised schedule (timing channel)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A query's privacy loss: ρ (zCDP) and δ, and the same shown as (ε, δ)."""
+
+    rho: float
+    delta: float
+    epsilon: float
+    epsilon_delta: float
+
+    def to_json(self) -> dict[str, float]:
+        """JSON form."""
+        return {
+            "rho": self.rho,
+            "delta": self.delta,
+            "epsilon": self.epsilon,
+            "epsilon_delta": self.epsilon_delta,
+        }
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """One output column: a group key or an aggregate (with a 95% half-width per cell)."""
+
+    name: str
+    role: str  # "key" | "aggregate"
+    aggregate: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A released answer: noisy cells with 95% half-widths, its cost, plan and dataset versions."""
+
+    query_id: str
+    columns: tuple[ResultColumn, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    half_widths: tuple[tuple[float | None, ...], ...]
+    cost: Cost
+    plan: tuple[str, ...]
+    datasets: tuple[tuple[str, int], ...]
+    mode: str
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "query_id": self.query_id,
+            "mode": self.mode,
+            "cached": self.cached,
+            "columns": [
+                {"name": c.name, "role": c.role, "aggregate": c.aggregate} for c in self.columns
+            ],
+            "rows": [list(r) for r in self.rows],
+            "half_widths_95": [list(h) for h in self.half_widths],
+            "cost": self.cost.to_json(),
+            "plan": list(self.plan),
+            "datasets": [{"name": n, "version": v} for n, v in self.datasets],
+        }
+
+    def to_arrow(self) -> Any:
+        """A pyarrow Table: the columns, plus `<name>_hw95` for each aggregate."""
+        import pyarrow as pa
+
+        data: dict[str, list[Any]] = {}
+        for i, c in enumerate(self.columns):
+            data[c.name] = [r[i] for r in self.rows]
+            if c.role == "aggregate":
+                data[f"{c.name}_hw95"] = [h[i] for h in self.half_widths]
+        return pa.table(data)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a query would do and cost, and its expected accuracy; nothing is run or spent."""
+
+    plan: tuple[str, ...]
+    cost: Cost
+    columns: tuple[ResultColumn, ...]
+    half_widths: tuple[float | None, ...]  # expected 95% half-width per output column
+    groups: int | None  # number of released groups when keys are public
+    thresholded: bool
+    datasets: tuple[tuple[str, int], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "plan": list(self.plan),
+            "cost": self.cost.to_json(),
+            "columns": [
+                {"name": c.name, "role": c.role, "aggregate": c.aggregate} for c in self.columns
+            ],
+            "expected_half_widths_95": list(self.half_widths),
+            "groups": self.groups,
+            "thresholded": self.thresholded,
+            "datasets": [{"name": n, "version": v} for n, v in self.datasets],
+        }
+
+
+def granted_datasets(
+    catalog: DatasetCatalog, grant: Grant, mode: Mode
+) -> dict[str, GrantedDataset]:
+    """The dataset versions and columns this grant lets the query see (others do not exist)."""
+    out: dict[str, GrantedDataset] = {}
+    for g in grant.datasets:
+        if mode not in g.modes:
+            continue
+        dv = catalog.get(g.dataset, g.version)
+        allowed = set(g.columns)
+        cols = []
+        for c in dv.columns:
+            if c.name not in allowed or c.column_class in (
+                "person_identifier",
+                "direct_identifier",
+                "rank",
+            ):
+                continue
+            cols.append(
+                BaseColumn(
+                    dv.name,
+                    dv.version,
+                    c.name,
+                    c.type,
+                    c.bounds,
+                    c.categories,
+                    c.group_by,
+                    c.allow_quantiles,
+                    c.scale,
+                    c.nullable,
+                )
+            )
+        out[dv.name] = GrantedDataset(
+            name=dv.name,
+            version=dv.version,
+            files=tuple(str(f) for f in dv.files),
+            columns=tuple(cols),
+            pseudonym_column=dv.pseudonym_column,
+            rank_column=dv.rank_column,
+            contribution_limit=dv.contribution_limit,
+        )
+    return out
+
+
+def _cost(rho: float, delta: float, display_delta: float) -> Cost:
+    eps = mechanisms.rho_to_epsilon(rho, display_delta) if rho > 0 else 0.0
+    return Cost(rho=rho, delta=delta, epsilon=eps, epsilon_delta=display_delta + delta)
+
+
+def _columns(p: Plan) -> tuple[ResultColumn, ...]:
+    v = p.query
+    return tuple(
+        ResultColumn(o.name, o.role, v.aggregates[o.index].label if o.role == "aggregate" else None)
+        for o in v.outputs
+    )
+
+
+class QueryService:
+    """Researcher SQL → validated plan → sandboxed DuckDB → OpenDP noise, charged to the ledger."""
+
+    def __init__(
+        self,
+        catalog: DatasetCatalog,
+        ledger: BudgetLedger | None,
+        audit: AuditSink | None,
+        settings: QuerySettings | None = None,
+        worker: Worker | None = None,
+    ):
+        self.catalog = catalog
+        self.ledger = ledger
+        self.audit = audit
+        self.settings = settings or QuerySettings()
+        self.worker = worker or Worker(self.settings.limits)
+        self._cache: dict[str, QueryResult] = {}
+        self._cache_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        self.worker.close()
+
+    # --- stages --------------------------------------------------------------------------
+
+    def _rho(self, rho: float | None, epsilon: float | None) -> float:
+        if (rho is None) == (epsilon is None):
+            raise InvalidInput(
+                "give exactly one of rho or epsilon",
+                hint="For example rho=0.01, or epsilon=1 (converted at the display δ).",
+            )
+        value = rho if rho is not None else epsilon
+        if value is None or not math.isfinite(value) or value <= 0 or value > 100:
+            raise InvalidInput(
+                "the privacy parameter must be a positive number (at most 100)",
+                hint="Typical values: rho=0.01 … 0.5, epsilon=0.1 … 2.",
+            )
+        if rho is not None:
+            return float(rho)
+        return mechanisms.epsilon_to_rho(float(value), self.settings.display_delta)
+
+    def _check_grant(self, grant: Grant, mode: Mode, today: date | None) -> None:
+        today = today or date.today()
+        if today > grant.end_date or today < grant.start_date:
+            raise Forbidden(
+                f"project {grant.project_id}'s access is not valid today",
+                reason="grant_expired",
+                hint="Access runs from the project's start date to its end date.",
+            )
+        if mode is Mode.SDC and not any(Mode.SDC in g.modes for g in grant.datasets):
+            raise Forbidden(
+                "this project is not approved for exact (SDC) outputs",
+                reason="sdc_not_granted",
+                hint="Use DP mode, or apply for exact outputs in a project application.",
+            )
+
+    def prepare(
+        self,
+        sql: str,
+        grant: Grant,
+        *,
+        rho: float | None = None,
+        epsilon: float | None = None,
+        mode: Mode | str = Mode.DP,
+        today: date | None = None,
+    ) -> Plan:
+        """parse → validate → plan (pure; nothing runs and nothing is spent)."""
+        mode = Mode(mode)
+        self._check_grant(grant, mode, today)
+        if mode is Mode.SDC:
+            raise QueryRefused(
+                "SDC mode is not available in this version of the query engine",
+                reason="sdc_unavailable",
+                status=501,
+                hint="Use DP mode; exact disclosure-checked outputs come with the SDC release.",
+            )
+        r = self._rho(rho, epsilon)
+        parsed = parse(sql)
+        validated = validate(parsed, granted_datasets(self.catalog, grant, mode))
+        if isinstance(validated.keys, ThresholdKeys) and self.settings.threshold_delta <= 0:
+            raise QueryRefused(
+                "these group keys need τ-thresholding, which needs δ > 0",
+                hint="Group by columns with public categories instead.",
+            )
+        return plan(validated, rho=r, threshold_delta=self.settings.threshold_delta)
+
+    def explain(
+        self,
+        sql: str,
+        grant: Grant,
+        *,
+        rho: float | None = None,
+        epsilon: float | None = None,
+        mode: Mode | str = Mode.DP,
+        today: date | None = None,
+    ) -> Explanation:
+        """The plan in words, the cost and the expected 95% half-widths; spends nothing."""
+        p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
+        v = p.query
+        by_col = {m.column: m for m in p.measurements}
+        hws: list[float | None] = []
+        for o in v.outputs:
+            if o.role == "key":
+                hws.append(None)
+                continue
+            a = v.aggregates[o.index]
+            m = by_col.get(f"__tre_a{o.index}")
+            if (
+                a.kind is AggKind.QUANTILE
+                or m is None
+                or m.half_width is None
+                or a.kind is AggKind.AVG
+            ):
+                hws.append(None)
+            else:
+                hws.append(m.half_width / (a.scale if a.kind is AggKind.SUM else 1))
+        groups = (
+            len(v.keys.rows)
+            if isinstance(v.keys, PublicKeys)
+            else (1 if isinstance(v.keys, NoKeys) else None)
+        )
+        return Explanation(
+            plan=p.description,
+            cost=_cost(p.rho, p.delta, self.settings.display_delta),
+            columns=_columns(p),
+            half_widths=tuple(hws),
+            groups=groups,
+            thresholded=isinstance(v.keys, ThresholdKeys),
+            datasets=v.datasets,
+        )
+
+    def answer(self, p: Plan) -> tuple[tuple[tuple[Any, ...], ...], ...]:
+        """execute: run the plan's generated SQL in the sandbox worker (exact bounded aggregates)."""
+        statements = tuple(s for s in (p.main_sql, *p.quantile_sqls) if s)
+        return self.worker.run(p.query.views, statements)
+
+    def run(
+        self,
+        sql: str,
+        grant: Grant,
+        *,
+        rho: float | None = None,
+        epsilon: float | None = None,
+        mode: Mode | str = Mode.DP,
+        today: date | None = None,
+    ) -> QueryResult:
+        """Answer one query: refused, failed (costs nothing), cached (free) or charged and released."""
+        started = time.monotonic()
+        query_id = uuid.uuid4().hex[:16]
+        try:
+            p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
+        except UserError as exc:
+            self._record(
+                QueryRefusedEvent(
+                    query_id=query_id,
+                    project_id=grant.project_id,
+                    user_id=grant.user_id,
+                    query_text=sql[:2000],
+                    query_digest=_digest(sql),
+                    reason=exc.reason,
+                )
+            )
+            raise
+        v = p.query
+        cache_key = _digest(f"{grant.project_id}|{Mode(mode).value}|{v.datasets}|{v.canonical}")
+        with self._cache_lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None:
+            result = replace(hit, cached=True, cost=_cost(0.0, 0.0, self.settings.display_delta))
+            self._answered(result, grant, sql)
+            return self._quantised(result, started)
+        charges = {name: Budget.ceil(p.rho, p.delta) for name, _ in v.datasets}
+        reservation = (
+            self.ledger.reserve(grant.project_id, charges, purpose=f"query {query_id}")
+            if self.ledger
+            else None
+        )
+        try:
+            exact = self.answer(p)
+            released = protect(p, exact)
+        except BaseException:
+            if reservation is not None and self.ledger is not None:
+                self.ledger.release(reservation)
+            raise
+        if reservation is not None and self.ledger is not None:
+            # Commit before anything leaves: a crash here leaves an expiring reservation and no answer.
+            self.ledger.commit(reservation, charges)
+        rows: list[tuple[Any, ...]] = []
+        hws: list[tuple[float | None, ...]] = []
+        for r in released.rows:
+            rows.append(tuple(c.value if isinstance(c, Cell) else c for c in r))
+            hws.append(tuple(c.half_width if isinstance(c, Cell) else None for c in r))
+        result = QueryResult(
+            query_id=query_id,
+            columns=_columns(p),
+            rows=tuple(rows),
+            half_widths=tuple(hws),
+            cost=_cost(
+                float(charges[v.datasets[0][0]].rho) if charges else 0.0,
+                float(charges[v.datasets[0][0]].delta) if charges else 0.0,
+                self.settings.display_delta,
+            ),
+            plan=p.description,
+            datasets=v.datasets,
+            mode=Mode(mode).value,
+        )
+        with self._cache_lock:
+            self._cache.setdefault(cache_key, result)
+        self._answered(result, grant, sql)
+        return self._quantised(result, started)
+
+    def _quantised(self, result: QueryResult, started: float) -> QueryResult:
+        step = self.settings.latency_step_seconds
+        if step > 0:
+            elapsed = time.monotonic() - started
+            time.sleep(math.ceil(elapsed / step) * step - elapsed)
+        return result
+
+    def _answered(self, result: QueryResult, grant: Grant, sql: str) -> None:
+        self._record(
+            QueryAnswered(
+                query_id=result.query_id,
+                project_id=grant.project_id,
+                user_id=grant.user_id,
+                query_text=sql[:2000],
+                query_digest=_digest(sql),
+                mode=result.mode,
+                datasets=tuple(f"{n}@v{ver}" for n, ver in result.datasets),
+                rho=Decimal(repr(result.cost.rho)),
+                delta=Decimal(repr(result.cost.delta)),
+                cached=result.cached,
+            )
+        )
+
+    def _record(self, event: AuditEvent) -> None:
+        if self.audit is not None:
+            self.audit.record(event)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+__all__ = [
+    "STAGES",
+    "AuditSink",
+    "BudgetLedger",
+    "Cost",
+    "DatasetCatalog",
+    "Explanation",
+    "MeasureKind",
+    "QueryFailed",
+    "QueryRefused",
+    "QueryResult",
+    "QueryService",
+    "QuerySettings",
+    "ResultColumn",
+    "granted_datasets",
+]
