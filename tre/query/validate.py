@@ -10,6 +10,7 @@ tre's own bounded views, in SQL that tre generates from the checked tree.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -136,12 +137,30 @@ class _Context:
     cte_sql: list[str] = field(default_factory=list)
 
 
+_SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("tre_query_source", default="")
+
+
 def _where(node: exp.Expression) -> tuple[int | None, int | None, str | None]:
     for n in node.walk():
         meta = getattr(n, "_meta", None) or {}
         if "line" in meta:
             return meta["line"], meta.get("col"), node.sql(dialect="duckdb")[:80]
     return None, None, node.sql(dialect="duckdb")[:80]
+
+
+def source_name(node: exp.Expression) -> str:
+    """The name as the researcher wrote it (e.g. `string_agg`, not sqlglot's canonical name)."""
+    meta = getattr(node, "_meta", None) or {}
+    text = _SOURCE.get()
+    if "start" in meta and "end" in meta and text:
+        return text[meta["start"] : meta["end"] + 1][:40]
+    starts = [n.meta["start"] for n in node.walk() if "start" in (getattr(n, "_meta", None) or {})]
+    if starts and text:
+        before = text[: min(starts)]
+        m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*(DISTINCT\s+)?$", before, re.IGNORECASE)
+        if m:
+            return m.group(1)[:40]
+    return node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)[:40]
 
 
 def refuse(
@@ -619,7 +638,7 @@ class _Expr:
         if type(node) in _FUNCS:
             return self._func(node)
         if isinstance(node, exp.Func):
-            name = node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)
+            name = source_name(node)
             raise refuse(
                 node,
                 f"function {name[:40]}() is not allowed",
@@ -961,6 +980,14 @@ def _agg(node: exp.Expression, check: _Expr, rel: _Relation, name: str) -> Aggre
 
 def validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQuery:
     """Check the parsed statement against the allow-list and the grant; restate it over views."""
+    token = _SOURCE.set(parsed.sql)
+    try:
+        return _validate(parsed, granted)
+    finally:
+        _SOURCE.reset(token)
+
+
+def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQuery:
     select = parsed.tree
     assert isinstance(select, exp.Select)
     ctx = _Context({k.lower(): v for k, v in granted.items()})
@@ -1083,7 +1110,7 @@ def validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQue
         ):
             raise refuse(
                 node,
-                f"aggregate {node.sql_name() if not isinstance(node, exp.Anonymous) else node.this} is not allowed "
+                f"aggregate {source_name(node)} is not allowed "
                 "(it can return individual values)",
                 ALLOWED_SHAPE,
                 reason="aggregate_not_allowed",
