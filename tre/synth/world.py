@@ -88,55 +88,60 @@ def _weighted_deciles(score: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def build_world(seed: int) -> World:
     """Lay out the small areas, deciles and schools of the seed's world."""
     rng = world_rng(seed)
-    area_la: list[int] = []
-    area_district: list[int] = []
-    area_weight: list[float] = []
-    area_score: list[float] = []
-    sectors: list[str] = []
-    la_areas = np.zeros((len(places.LOCAL_AUTHORITIES), 2), dtype=np.int64)
-    la_districts = np.zeros_like(la_areas)
-    district = 0
-    for li, la in enumerate(places.LOCAL_AUTHORITIES):
-        districts = places.expand_districts(la.districts)
-        share = rng.gamma(4.0, size=len(districts))
-        district_pop = la.population_k * 1000 * share / share.sum()
-        la_areas[li, 0] = len(area_la)
-        la_districts[li, 0] = district
-        for name, pop in zip(districts, district_pop, strict=True):
-            k = int(np.clip(round(pop / _PEOPLE_PER_SECTOR), 1, _MAX_SECTORS_PER_DISTRICT))
-            digits = np.sort(rng.choice(10, size=k, replace=False))
-            split = rng.gamma(3.0, size=k)
-            for digit, part in zip(digits, split / split.sum(), strict=True):
-                area_la.append(li)
-                area_district.append(district)
-                area_weight.append(float(pop * part))
-                area_score.append(float(la.deprivation + rng.normal(0.0, 0.2)))
-                sectors.append(f"{name} {digit}")
-            district += 1
-        la_areas[li, 1] = len(area_la) - 1
-        la_districts[li, 1] = district - 1
+    las = places.LOCAL_AUTHORITIES
+    district_names: list[str] = []
+    district_la_list: list[int] = []
+    for li, la in enumerate(las):
+        names = places.expand_districts(la.districts)
+        district_names.extend(names)
+        district_la_list.extend([li] * len(names))
+    district_la = np.array(district_la_list, dtype=np.int64)
+    la_pop = np.array([la.population_k * 1000 for la in las])
+    # Each authority's people spread unevenly over its districts, and districts over sectors.
+    share = rng.gamma(4.0, size=len(district_la))
+    district_pop = la_pop[district_la] * share / np.bincount(district_la, share)[district_la]
+    per_district = np.round(district_pop / _PEOPLE_PER_SECTOR)
+    sectors = np.clip(per_district, 1, _MAX_SECTORS_PER_DISTRICT).astype(np.int64)
+    # Distinct sector digits per district: the first k of a random order of 0-9, sorted.
+    order = np.argsort(rng.random((len(district_la), 10)), axis=1)
+    chosen = np.sort(np.where(np.arange(10) < sectors[:, None], order, 10), axis=1)
+    area_district = np.repeat(np.arange(len(district_la)), sectors)
+    digit = chosen[np.arange(10) < sectors[:, None]]
+    split = rng.gamma(3.0, size=len(area_district))
+    split /= np.bincount(area_district, split)[area_district]
+    area_weight = district_pop[area_district] * split
+    area_la = district_la[area_district]
+    deprivation = np.array([la.deprivation for la in las])
+    area_score = deprivation[area_la] + rng.normal(0.0, 0.2, len(area_la))
+    sector_names = [
+        f"{district_names[d]} {g}"
+        for d, g in zip(area_district.tolist(), digit.tolist(), strict=True)
+    ]
+    first_area = np.searchsorted(area_la, np.arange(len(las)), side="left")
+    last_area = np.searchsorted(area_la, np.arange(len(las)), side="right") - 1
+    first_district = np.searchsorted(district_la, np.arange(len(las)), side="left")
+    last_district = np.searchsorted(district_la, np.arange(len(las)), side="right") - 1
+    la_areas = np.stack([first_area, last_area], axis=1)
+    la_districts = np.stack([first_district, last_district], axis=1)
 
-    weight = np.array(area_weight)
-    cdf = np.cumsum(weight) / weight.sum()
+    cdf = np.cumsum(area_weight) / area_weight.sum()
     cdf[-1] = 1.0
     n_areas = len(area_la)
-    n_schools = n_areas + district
+    n_schools = n_areas + len(district_la)  # a primary per area, a secondary per district
     urns = rng.choice(np.arange(100000, 150000), size=n_schools, replace=False)
     region_index = {r: i for i, r in enumerate(places.REGIONS)}
     return World(
         seed=seed,
-        area_la=np.array(area_la, dtype=np.int16),
-        area_district=np.array(area_district, dtype=np.int32),
+        area_la=area_la.astype(np.int16),
+        area_district=area_district.astype(np.int32),
         area_cdf=cdf,
-        area_decile=_weighted_deciles(np.array(area_score), weight),
-        area_sector=labels(sectors),
+        area_decile=_weighted_deciles(area_score, area_weight),
+        area_sector=labels(sector_names),
         area_primary=np.arange(n_areas, dtype=np.int32),
         district_secondary=np.arange(n_areas, n_schools, dtype=np.int32),
         la_areas=la_areas,
         la_districts=la_districts,
-        la_region=np.array(
-            [region_index[la.region] for la in places.LOCAL_AUTHORITIES], dtype=np.int8
-        ),
+        la_region=np.array([region_index[la.region] for la in las], dtype=np.int8),
         school_ids=fixed_width_strings(ascii_digits(urns, 6)),
         ethnicity_cdf=_ethnicity_cdf(),
         key_person_id=derived_key(seed, "person"),
