@@ -146,8 +146,12 @@ def _time_tre(data: dict[str, np.ndarray], runs: int) -> TreTimes:
         t2 = time.perf_counter()
         check_times.append(t1 - t0)
         protect_times.append(t2 - t1)
-    flagged = {
-        rule: {(int(v.row_key[1:]), int(v.col_key[1:])) for v in report.cells if rule in v.rules}
+    flagged: dict[str, set[tuple[int, int]]] = {
+        rule: {
+            (int(str(v.row_key)[1:]), int(str(v.col_key)[1:]))
+            for v in report.cells
+            if rule in v.rules
+        }
         for rule in report.rules_applied
     }
     return TreTimes(
