@@ -15,8 +15,13 @@ from scipy.sparse import lil_matrix
 from tre.errors import InternalError
 
 
-def lp_intervals(published: np.ndarray, lower: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per suppressed entry (NaN in the extended grid): the attacker's (min, max) bounds."""
+def lp_intervals(
+    published: np.ndarray, lower: float = 0.0, *, only: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per suppressed entry (NaN in the extended grid): the attacker's (min, max) bounds.
+
+    `only` (a bool grid) limits the optimisation to some suppressed entries; the others stay NaN.
+    """
     rows, cols = published.shape
     hidden = np.isnan(published)
     lo = np.full(published.shape, np.nan)
@@ -42,6 +47,8 @@ def lp_intervals(published: np.ndarray, lower: float = 0.0) -> tuple[np.ndarray,
     a_csr = a_eq.tocsr()
     bounds = (lower if np.isfinite(lower) else None, None)
     for (i, j), k in index.items():
+        if only is not None and not only[i, j]:
+            continue
         c = np.zeros(len(positions))
         for sign, out in ((1.0, lo), (-1.0, hi)):
             c[k] = sign

@@ -155,11 +155,18 @@ def _protect(
     bonus = step if step >= 1 else 0.01 * float(np.median(np.abs(add))) + step
     cost = np.abs(grid) + bonus
     pattern = choose_complements(grid, primary, level=level, step=step, lower=lower, cost=cost)
+    return settle(grid, pattern, level=level, step=step, lower=lower)
+
+
+def settle(
+    grid: np.ndarray, pattern: Pattern, *, level: float, step: float, lower: float
+) -> Pattern:
+    """Verify every suppressed entry (certificate, else LP); widen the pattern until it holds."""
     for _ in range(3):
         weak = verify_certificates(grid, pattern, level=level, step=step, lower=lower)
         if not weak.any():
             return pattern
-        weak &= _lp_weak(grid, pattern, level=level, step=step, lower=lower)
+        weak &= _lp_weak(grid, pattern, level=level, step=step, lower=lower, only=weak)
         if not weak.any():
             return pattern
         # Hide the whole row and column of every entry the LP still pins down.
@@ -176,17 +183,24 @@ def _protect(
 
 
 def _lp_weak(
-    grid: np.ndarray, pattern: Pattern, *, level: float, step: float, lower: float
+    grid: np.ndarray,
+    pattern: Pattern,
+    *,
+    level: float,
+    step: float,
+    lower: float,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Suppressed entries whose attacker interval (by LP) is narrower than required."""
+    """Suppressed entries (of `only`) whose attacker interval by LP is narrower than required."""
     published = np.where(pattern.suppressed, np.nan, grid)
-    lo, hi = lp_intervals(published, lower)
+    lo, hi = lp_intervals(published, lower, only=only)
     need_up, need_down = required(grid, level, step, lower)
     tol = 1e-9 * max(1.0, float(np.abs(grid).max()))
     primary_ok = (hi >= grid + need_up - tol) & (lo <= grid - need_down + tol)
     other_ok = (hi - lo) > tol
     ok = np.where(pattern.primary, primary_ok, other_ok)
-    return pattern.suppressed & ~ok
+    weak = pattern.suppressed & ~ok
+    return weak if only is None else weak & only
 
 
 def _margin_values(table: Table, statistic: Statistic, grid: np.ndarray) -> np.ndarray:
