@@ -1140,7 +1140,13 @@ def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQu
     having = select.args.get("having")
     having_sql = None
     if having is not None:
-        having_sql = _having(having.this, check, key_sqls)
+        having_node = having.this.transform(
+            lambda n: aliases[str(n.name).lower()].copy()
+            if isinstance(n, exp.Column) and not n.table and str(n.name).lower() in aliases
+            and str(n.name).lower() not in rel.columns
+            else n
+        )
+        having_sql = _having(having_node, check, key_sqls)
 
     order: list[tuple[int, bool]] = []
     order_node = select.args.get("order")
