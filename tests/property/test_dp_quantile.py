@@ -15,8 +15,10 @@ CANDS = [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(-2, 17), min_size=0, max_size=40),
-       st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]))
+@given(
+    st.lists(st.integers(-2, 17), min_size=0, max_size=40),
+    st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]),
+)
 def test_scores_from_counts_equal_opendp_scores(values: list[int], alpha: float) -> None:
     data = [float(v) for v in values]
     bins = [0] * (len(CANDS) + 1)
@@ -28,7 +30,8 @@ def test_scores_from_counts_equal_opendp_scores(values: list[int], alpha: float)
         else:
             bins[i] += 1
     t = dp.t.make_quantile_score_candidates(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.symmetric_distance(), CANDS, alpha)
+        dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.symmetric_distance(), CANDS, alpha
+    )
     weights = mechanisms.quantile_weights(CANDS, alpha)
     assert mechanisms.quantile_scores(bins, eq, weights) == list(t(data))
 

@@ -121,7 +121,15 @@ def test_attack_is_refused_and_service_stays_up(service: QueryService, sql: str)
     assert err.hint, "every refusal says how to fix it"
     text = str(err)
     # Generic reasons: no data values, no paths, no DuckDB error text.
-    for leak in ("p000", "J18", "/tmp", "parquet", "Conversion Error", "Binder Error", "Catalog Error"):
+    for leak in (
+        "p000",
+        "J18",
+        "/tmp",
+        "parquet",
+        "Conversion Error",
+        "Binder Error",
+        "Catalog Error",
+    ):
         assert leak not in text.replace("read_parquet", "")
     # The service still answers afterwards.
     assert len(service.run(HEALTHY, G, rho=0.1).rows) == 2
@@ -140,7 +148,9 @@ def test_sdc_mode_without_the_grant_is_refused(service: QueryService) -> None:
     assert info.value.reason == "sdc_not_granted"
 
 
-def test_sdc_mode_with_the_grant_is_refused_until_the_disclosure_engine_is_wired(service: QueryService) -> None:
+def test_sdc_mode_with_the_grant_is_refused_until_the_disclosure_engine_is_wired(
+    service: QueryService,
+) -> None:
     g = grant("health", modes=(Mode.DP, Mode.SDC))
     with pytest.raises(QueryRefused) as info:
         service.run(HEALTHY, g, rho=0.1, mode=Mode.SDC)
@@ -150,8 +160,10 @@ def test_sdc_mode_with_the_grant_is_refused_until_the_disclosure_engine_is_wired
 def test_a_unique_combination_is_answered_only_with_noise(service: QueryService) -> None:
     # A filter that isolates one person is allowed, but the answer carries noise scaled to the
     # person's whole contribution: the half-width is at least the person's maximal effect.
-    sql = ("SELECT SUM(cost) AS s FROM health WHERE sex = 'F' AND length_of_stay = 29 "
-           "AND diagnosis_code = 'K35.8'")
+    sql = (
+        "SELECT SUM(cost) AS s FROM health WHERE sex = 'F' AND length_of_stay = 29 "
+        "AND diagnosis_code = 'K35.8'"
+    )
     r = service.run(sql, G, rho=0.01)
     assert r.half_widths[0][0] is not None and r.half_widths[0][0] > 5 * 5000
 
@@ -162,7 +174,11 @@ def test_repetition_returns_the_same_answer_for_free(service: QueryService) -> N
     again = [service.run(sql + " ", G, rho=0.05) for _ in range(3)]
     assert all(a.rows == first.rows and a.cached and a.cost.rho == 0 for a in again)
     # Rewriting the same question (case, spacing) does not buy fresh noise either.
-    same = service.run("select diagnosis_chapter, count(*) as n from HEALTH group by diagnosis_chapter", G, rho=0.05)
+    same = service.run(
+        "select diagnosis_chapter, count(*) as n from HEALTH group by diagnosis_chapter",
+        G,
+        rho=0.05,
+    )
     assert same.rows == first.rows and same.cached
 
 
@@ -173,8 +189,10 @@ def test_a_slow_query_is_stopped_and_the_service_recovers(query_catalog: object)
     svc = QueryService(query_catalog, None, None, QuerySettings(limits=Limits(timeout_seconds=0.5)))  # type: ignore[arg-type]
     try:
         # A 5-way self-join on the pseudonym of 5 rows per person: 3125 rows per person.
-        sql = ("SELECT COUNT(*) FROM health a JOIN health b ON a.pid = b.pid JOIN health c ON a.pid = c.pid "
-               "JOIN health d ON a.pid = d.pid")
+        sql = (
+            "SELECT COUNT(*) FROM health a JOIN health b ON a.pid = b.pid JOIN health c ON a.pid = c.pid "
+            "JOIN health d ON a.pid = d.pid"
+        )
         try:
             svc.run(sql, G, rho=0.1)
         except QueryFailed as exc:

@@ -26,7 +26,9 @@ class MemoryLedger:
         self.open: dict[str, Mapping[str, Budget]] = {}
         self.log: list[str] = []
 
-    def reserve(self, project_id: int, charges: Mapping[str, Budget], *, purpose: str | None) -> str:
+    def reserve(
+        self, project_id: int, charges: Mapping[str, Budget], *, purpose: str | None
+    ) -> str:
         for ds, c in charges.items():
             held = sum((r[ds] for r in self.open.values() if ds in r), Budget.zero())
             if not (self.spent.get(ds, Budget.zero()) + held + c).fits_within(self.allowance):
@@ -57,7 +59,9 @@ class ListSink:
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> FixtureCatalog:
-    return FixtureCatalog({"health": publish(tmp_path, "health", health_rows(300), HEALTH_COLUMNS, 5)})
+    return FixtureCatalog(
+        {"health": publish(tmp_path, "health", health_rows(300), HEALTH_COLUMNS, 5)}
+    )
 
 
 @pytest.fixture
@@ -71,7 +75,9 @@ G = grant("health")
 SQL = "SELECT sex, COUNT(*) AS n FROM health GROUP BY sex"
 
 
-def test_charge_is_reserved_then_committed_and_cache_is_free(catalog: FixtureCatalog, worker: Worker) -> None:
+def test_charge_is_reserved_then_committed_and_cache_is_free(
+    catalog: FixtureCatalog, worker: Worker
+) -> None:
     ledger, sink = MemoryLedger(1.0), ListSink()
     svc = QueryService(catalog, ledger, sink, worker=worker)
     first = svc.run(SQL, G, rho=0.2)
@@ -86,7 +92,9 @@ def test_charge_is_reserved_then_committed_and_cache_is_free(catalog: FixtureCat
         assert str(row[1]) not in dumped.replace(str(ev[0].rho), "")
 
 
-def test_budget_exhaustion_by_repetition_is_refused(catalog: FixtureCatalog, worker: Worker) -> None:
+def test_budget_exhaustion_by_repetition_is_refused(
+    catalog: FixtureCatalog, worker: Worker
+) -> None:
     ledger = MemoryLedger(0.25)
     svc = QueryService(catalog, ledger, None, worker=worker)
     svc.run(SQL, G, rho=0.2)
@@ -118,7 +126,9 @@ def test_refusals_are_audited_and_cost_nothing(catalog: FixtureCatalog, worker: 
     assert [e.event_type for e in sink.events] == ["query.refused"]
 
 
-def test_epsilon_is_converted_to_rho_and_shown_back(catalog: FixtureCatalog, worker: Worker) -> None:
+def test_epsilon_is_converted_to_rho_and_shown_back(
+    catalog: FixtureCatalog, worker: Worker
+) -> None:
     svc = QueryService(catalog, None, None, worker=worker)
     r = svc.run(SQL, G, epsilon=1.0)
     assert r.cost.epsilon == pytest.approx(1.0, rel=1e-3)

@@ -129,7 +129,7 @@ def _binning(info: Info) -> list[Scalar] | None:
         return None
     out: list[Scalar] = []
     for b in range(first, last + 1):
-        v: float = b * mult if mult is not None else b
+        v = float(b * mult) if isinstance(mult, int | float) else float(b)
         out.append(int(v) if float(v).is_integer() and isinstance(mult or 1, int) else float(v))
     if base.nullable:
         out.append(None)

@@ -243,13 +243,13 @@ def plan(
             spent_rho += r
             spent_delta += d
         else:
-            cands = extra["candidates"]
+            qc = extra["candidates"]
+            assert isinstance(qc, tuple)
             alpha = float(extra["alpha"])  # type: ignore[arg-type]
-            assert isinstance(cands, tuple)
-            scale = mechanisms.quantile_scale_for(cands, alpha, int(l2), share)
-            r = mechanisms.quantile_rho(cands, alpha, int(l2), scale)
+            scale = mechanisms.quantile_scale_for(qc, alpha, int(l2), share)
+            r = mechanisms.quantile_rho(qc, alpha, int(l2), scale)
             measurements.append(
-                Measurement(kind, col, l2, r, scale, None, factor, candidates=cands, alpha=alpha)
+                Measurement(kind, col, l2, r, scale, None, factor, candidates=qc, alpha=alpha)
             )
             spent_rho += r
     main_items = [it for it in items]

@@ -7,6 +7,7 @@ pass only when their noisy people count reaches τ. Every cell gets its 95% half
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,15 +96,15 @@ def protect(plan: Plan, exact: tuple[tuple[tuple[Any, ...], ...], ...]) -> Prote
 
     quantiles: list[dict[str, float]] = []
     for m, per in zip(qms, hist, strict=True):
-        vals: dict[str, float] = {}
+        picked: dict[str, float] = {}
         n = len(m.candidates)
         for k, _ in universe:
             bins, eq = per.get(k, ([0] * (n + 1), [0] * n))
             q = mechanisms.pick_quantile(m.candidates, m.alpha or 0.5, bins, eq, m.scale)
-            vals[k] = q / m.scale_factor
-        quantiles.append(vals)
+            picked[k] = q / m.scale_factor
+        quantiles.append(picked)
 
-    rows: list[tuple[Scalar | Cell, ...]] = []
+    out_rows: list[tuple[Scalar | Cell, ...]] = []
     for k, key_row in universe:
         agg_cells: list[Cell] = []
         qi = 0
@@ -134,16 +135,20 @@ def protect(plan: Plan, exact: tuple[tuple[tuple[Any, ...], ...], ...]) -> Prote
         out_row: list[Scalar | Cell] = []
         for o in v.outputs:
             out_row.append(_clean(key_row[o.index]) if o.role == "key" else agg_cells[o.index])
-        rows.append(tuple(out_row))
+        out_rows.append(tuple(out_row))
     for idx, desc in reversed(v.order_by):
-        rows.sort(key=lambda r, i=idx: _sort_key(r[i]), reverse=desc)
-    return Protected(columns=tuple(o.name for o in v.outputs), rows=tuple(rows))
+        out_rows.sort(key=_by(idx), reverse=desc)
+    return Protected(columns=tuple(o.name for o in v.outputs), rows=tuple(out_rows))
 
 
 def _clean(v: Any) -> Scalar:
     if isinstance(v, str | int | float | bool) or v is None:
         return v
     return str(v)
+
+
+def _by(idx: int) -> Callable[[tuple[Scalar | Cell, ...]], tuple[int, Any]]:
+    return lambda row: _sort_key(row[idx])
 
 
 def _sort_key(v: Scalar | Cell) -> tuple[int, Any]:

@@ -14,7 +14,7 @@ import contextvars
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sqlglot import exp
 
@@ -148,7 +148,7 @@ def _where(node: exp.Expression) -> tuple[int | None, int | None, str | None]:
     return None, None, node.sql(dialect="duckdb")[:80]
 
 
-def source_name(node: exp.Expression) -> str:
+def source_name(node: exp.Expression | Any) -> str:
     """The name as the researcher wrote it (e.g. `string_agg`, not sqlglot's canonical name)."""
     meta = getattr(node, "_meta", None) or {}
     text = _SOURCE.get()
@@ -160,11 +160,11 @@ def source_name(node: exp.Expression) -> str:
         m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*(DISTINCT\s+)?$", before, re.IGNORECASE)
         if m:
             return m.group(1)[:40]
-    return node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)[:40]
+    return str(node.this)[:40] if isinstance(node, exp.Anonymous) else str(node.key).upper()
 
 
 def refuse(
-    node: exp.Expression, message: str, hint: str, reason: str = "query_refused"
+    node: exp.Expression | Any, message: str, hint: str, reason: str = "query_refused"
 ) -> QueryRefused:
     """A refusal pointing at `node` (line, column, the SQL near it)."""
     line, col, snippet = _where(node)
@@ -611,12 +611,12 @@ class _Expr:
             return self._case(node)
         if isinstance(node, exp.If):
             cond, ci = self._value(node.this, "used in a condition")
-            t, ti = self._value(node.args["true"], "output")
+            tv, ti = self._value(node.args["true"], "output")
             f_node = node.args.get("false")
             f, fi = (
                 self._value(f_node, "output") if f_node is not None else self._literal(exp.Null())
             )
-            case = exp.Case(ifs=[exp.If(this=cond, true=t)], default=f)
+            case = exp.Case(ifs=[exp.If(this=cond, true=tv)], default=f)
             expanded = exp.Case(
                 ifs=[exp.If(this=ci.expanded, true=ti.expanded)], default=fi.expanded
             )
@@ -695,8 +695,8 @@ class _Expr:
         results.append(default)
         out = exp.Case(ifs=ifs, default=d)
         expanded = exp.Case(ifs=exps_, default=di.expanded)
-        t = _common_type([i for i in infos[1::2]] + [di])
-        return out, _merge(t, infos, expanded, bounds=_case_bounds(results))
+        typ = _common_type([*infos[1::2], di])
+        return out, _merge(typ, infos, expanded, bounds=_case_bounds(results))
 
     def _cast(self, node: exp.TryCast) -> tuple[exp.Expression, Info]:
         to = node.args["to"]
@@ -1110,8 +1110,7 @@ def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQu
         ):
             raise refuse(
                 node,
-                f"aggregate {source_name(node)} is not allowed "
-                "(it can return individual values)",
+                f"aggregate {source_name(node)} is not allowed (it can return individual values)",
                 ALLOWED_SHAPE,
                 reason="aggregate_not_allowed",
             )
@@ -1141,10 +1140,14 @@ def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQu
     having_sql = None
     if having is not None:
         having_node = having.this.transform(
-            lambda n: aliases[str(n.name).lower()].copy()
-            if isinstance(n, exp.Column) and not n.table and str(n.name).lower() in aliases
-            and str(n.name).lower() not in rel.columns
-            else n
+            lambda n: (
+                aliases[str(n.name).lower()].copy()
+                if isinstance(n, exp.Column)
+                and not n.table
+                and str(n.name).lower() in aliases
+                and str(n.name).lower() not in rel.columns
+                else n
+            )
         )
         having_sql = _having(having_node, check, key_sqls)
 

@@ -23,10 +23,12 @@ from tre.query.service import QueryService, QuerySettings
 def query_catalog(tmp_path_factory: pytest.TempPathFactory) -> FixtureCatalog:
     """health (limit 5) and benefits (limit 2), 600 people."""
     root = Path(tmp_path_factory.mktemp("qdata"))
-    return FixtureCatalog({
-        "health": publish(root, "health", health_rows(600), HEALTH_COLUMNS, 5),
-        "benefits": publish(root, "benefits", benefits_rows(600), BENEFITS_COLUMNS, 2),
-    })
+    return FixtureCatalog(
+        {
+            "health": publish(root, "health", health_rows(600), HEALTH_COLUMNS, 5),
+            "benefits": publish(root, "benefits", benefits_rows(600), BENEFITS_COLUMNS, 2),
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import pytest
 import pyarrow.parquet as pq
 
 from tests.query_support import CHAPTERS, FixtureCatalog, grant
@@ -33,7 +32,9 @@ def exact(service: QueryService, sql: str) -> list[tuple[Any, ...]]:
     return sorted(service.answer(p)[0], key=str)
 
 
-def test_count_rows_and_people_by_public_key(service: QueryService, query_catalog: FixtureCatalog) -> None:
+def test_count_rows_and_people_by_public_key(
+    service: QueryService, query_catalog: FixtureCatalog
+) -> None:
     got = exact(service, "SELECT sex, COUNT(*), COUNT(DISTINCT pid) FROM health GROUP BY sex")
     want: dict[str, list[Any]] = defaultdict(lambda: [0, set()])
     for r in rows(query_catalog, "health"):
@@ -42,29 +43,41 @@ def test_count_rows_and_people_by_public_key(service: QueryService, query_catalo
     assert got == sorted(((k, v[0], len(v[1])) for k, v in want.items()), key=str)
 
 
-def test_sum_of_a_float_is_exact_in_fixed_point(service: QueryService, query_catalog: FixtureCatalog) -> None:
-    got = exact(service, "SELECT diagnosis_chapter, SUM(cost) FROM health GROUP BY diagnosis_chapter")
+def test_sum_of_a_float_is_exact_in_fixed_point(
+    service: QueryService, query_catalog: FixtureCatalog
+) -> None:
+    got = exact(
+        service, "SELECT diagnosis_chapter, SUM(cost) FROM health GROUP BY diagnosis_chapter"
+    )
     want: dict[str, int] = defaultdict(int)
     for r in rows(query_catalog, "health"):
         want[r["diagnosis_chapter"]] += round(clamp(r["cost"], 0, 5000) * 100)
     assert got == sorted(want.items(), key=str)
 
 
-def test_avg_is_a_bounded_sum_and_count(service: QueryService, query_catalog: FixtureCatalog) -> None:
+def test_avg_is_a_bounded_sum_and_count(
+    service: QueryService, query_catalog: FixtureCatalog
+) -> None:
     got = exact(service, "SELECT AVG(length_of_stay) FROM health WHERE sex = 'F'")
     rs = [r for r in rows(query_catalog, "health") if r["sex"] == "F"]
     assert got == [(sum(clamp(r["length_of_stay"], 0, 30) for r in rs), len(rs))]
 
 
 def test_binned_key_and_case_key(service: QueryService, query_catalog: FixtureCatalog) -> None:
-    got = exact(service, "SELECT floor(cost / 1000) * 1000 AS band, COUNT(*) FROM health GROUP BY band")
+    got = exact(
+        service, "SELECT floor(cost / 1000) * 1000 AS band, COUNT(*) FROM health GROUP BY band"
+    )
     want: dict[float, int] = defaultdict(int)
     for r in rows(query_catalog, "health"):
         want[math.floor(clamp(r["cost"], 0, 5000) / 1000) * 1000] += 1
-    assert [(float(k), n) for k, n in got] == sorted(((float(k), n) for k, n in want.items()), key=str)
+    assert [(float(k), n) for k, n in got] == sorted(
+        ((float(k), n) for k, n in want.items()), key=str
+    )
 
 
-def test_join_on_pseudonym_multiplies_rows_and_bound(service: QueryService, query_catalog: FixtureCatalog) -> None:
+def test_join_on_pseudonym_multiplies_rows_and_bound(
+    service: QueryService, query_catalog: FixtureCatalog
+) -> None:
     sql = "SELECT b.benefit_type, COUNT(*) FROM health h JOIN benefits b ON h.pid = b.pid GROUP BY b.benefit_type"
     p = service.prepare(sql, G, rho=1.0)
     assert p.query.bound == 5 * 2
@@ -79,10 +92,14 @@ def test_join_on_pseudonym_multiplies_rows_and_bound(service: QueryService, quer
     assert got == sorted(want.items(), key=str)
 
 
-def test_cte_derives_columns_before_aggregation(service: QueryService, query_catalog: FixtureCatalog) -> None:
-    sql = ("WITH x AS (SELECT pid, CASE WHEN length_of_stay > 7 THEN 'long' ELSE 'short' END AS stay "
-           "FROM health WHERE diagnosis_chapter IN ('I', 'IX')) "
-           "SELECT stay, COUNT(DISTINCT pid) FROM x GROUP BY stay")
+def test_cte_derives_columns_before_aggregation(
+    service: QueryService, query_catalog: FixtureCatalog
+) -> None:
+    sql = (
+        "WITH x AS (SELECT pid, CASE WHEN length_of_stay > 7 THEN 'long' ELSE 'short' END AS stay "
+        "FROM health WHERE diagnosis_chapter IN ('I', 'IX')) "
+        "SELECT stay, COUNT(DISTINCT pid) FROM x GROUP BY stay"
+    )
     got = exact(service, sql)
     want: dict[str, set[str]] = defaultdict(set)
     for r in rows(query_catalog, "health"):
@@ -92,19 +109,27 @@ def test_cte_derives_columns_before_aggregation(service: QueryService, query_cat
 
 
 def test_all_public_keys_are_released_including_empty_groups(service: QueryService) -> None:
-    r = service.run("SELECT diagnosis_chapter, COUNT(*) AS n FROM health WHERE diagnosis_chapter = 'I' "
-                    "GROUP BY diagnosis_chapter", G, rho=0.5)
+    r = service.run(
+        "SELECT diagnosis_chapter, COUNT(*) AS n FROM health WHERE diagnosis_chapter = 'I' "
+        "GROUP BY diagnosis_chapter",
+        G,
+        rho=0.5,
+    )
     assert [row[0] for row in r.rows] == list(CHAPTERS)
     assert all(h[1] is not None and h[1] > 0 for h in r.half_widths)
 
 
 def test_having_on_keys_filters_public_keys(service: QueryService) -> None:
-    r = service.run("SELECT diagnosis_chapter AS c, COUNT(*) FROM health GROUP BY c HAVING c <> 'I'", G, rho=0.5)
+    r = service.run(
+        "SELECT diagnosis_chapter AS c, COUNT(*) FROM health GROUP BY c HAVING c <> 'I'", G, rho=0.5
+    )
     assert [row[0] for row in r.rows] == [c for c in CHAPTERS if c != "I"]
 
 
 def test_keys_from_the_data_are_thresholded(service: QueryService) -> None:
-    r = service.run("SELECT diagnosis_code, COUNT(*) FROM health GROUP BY diagnosis_code", G, rho=0.5)
+    r = service.run(
+        "SELECT diagnosis_code, COUNT(*) FROM health GROUP BY diagnosis_code", G, rho=0.5
+    )
     assert r.cost.delta > 0
     assert {row[0] for row in r.rows} <= {"J18.9", "I21.0", "K35.8", "Z99.1"}
     assert any("τ" in line for line in r.plan)
