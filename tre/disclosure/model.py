@@ -101,7 +101,7 @@ class CellVerdict:
     rules: tuple[RuleId, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: numpy fields do not compare as one bool
 class DisclosureReport:
     """The result of checking one table: overall status, per-cell verdicts, parameters used.
 
@@ -181,7 +181,7 @@ def _jsonable(key: Hashable) -> Any:
     return str(key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HistogramReport:
     """The result of checking a histogram: bin counts and edges as numpy computes them."""
 
@@ -241,7 +241,7 @@ class PublishedCell:
     suppressed: Suppression | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProtectedTable:
     """A table after suppression or rounding, with the check report it was protected from.
 

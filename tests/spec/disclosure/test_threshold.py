@@ -101,3 +101,25 @@ def test_report_records_the_parameters_used() -> None:
         "zeros_are_disclosive": True,
     }
     assert report.rules_applied == ("threshold", "zero")
+
+
+def test_quirk_survival_steps_are_checked_as_a_frequency_table() -> None:
+    # ACRO's surv_func always fails (its dof check counts repeated "num at risk" values).
+    # tre has no survival artefact: each step of a Kaplan–Meier / life table is a frequency
+    # cell (events, censored, at risk), so a table of large steps passes and a step with
+    # 3 events fails the threshold (fix).
+    table = counts(
+        """
+                  events   censored   at_risk
+        month1    12       10         200
+        month2    3        11         178
+        """
+    )
+    report = check_table(table, statistic="frequency", policy=ACRO)
+    assert verdicts(report) == expected(
+        """
+                  events      censored   at_risk
+        month1    ok          ok         ok
+        month2    threshold   ok         ok
+        """
+    )
