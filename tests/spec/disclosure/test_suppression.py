@@ -130,3 +130,37 @@ def test_a_passing_table_is_published_unchanged() -> None:
     table = suppress_table(counts("  a  b\nx 12 50"), statistic="frequency", policy=ACRO)
     assert table.method == "none" and table.status is Status.PASS
     assert table.value(TOTAL, TOTAL) == 62
+
+
+def test_protect_table_applies_what_the_policy_asks_for() -> None:
+    from tre.disclosure import Cell, Release, protect_table
+
+    table = counts("  a  b  c\nx 3 30 40\ny 25 35 45")
+    assert protect_table(table, statistic="frequency", policy=ACRO).method == "suppression"
+    assert (
+        protect_table(table, statistic="frequency", policy=load_preset("opensafely")).method
+        == "rounding"
+    )
+    assert (
+        protect_table(
+            counts("  a b\nx 2 30"), statistic="frequency", policy=load_preset("datashield")
+        ).method
+        == "refusal"
+    )
+    # A cell that fails only by differencing against an earlier release is suppressed too.
+    ids = [f"p{i}" for i in range(40)]
+    earlier = Release.from_cells("2024", [Cell("x", "a", [1.0] * 40, ids=ids)], margins=False)
+    now = [
+        Cell("x", "a", [1.0] * 38, ids=ids[:38]),
+        Cell("x", "b", [1.0] * 30, ids=[f"q{i}" for i in range(30)]),
+        Cell("y", "a", [1.0] * 25, ids=[f"r{i}" for i in range(25)]),
+        Cell("y", "b", [1.0] * 35, ids=[f"s{i}" for i in range(35)]),
+    ]
+    protected = protect_table(now, statistic="frequency", policy=ACRO, releases=[earlier])
+    assert protected.report.verdict("x", "a").rules == ("differencing",)
+    assert [c.suppressed for c in protected.cells] == [
+        "primary",
+        "secondary",
+        "secondary",
+        "secondary",
+    ]
