@@ -389,6 +389,9 @@ CASES: list[tuple[str, Actor, Action, Resource, bool, str]] = [
     # audit
     ("admin reads audit", ADMIN, Action.READ_AUDIT, SYSTEM, True, "admin"),
     ("custodian cannot read audit", CUST, Action.READ_AUDIT, SYSTEM, False, "only an admin"),
+    ("admin charges budget by hand", ADMIN, Action.CHARGE_BUDGET, SYSTEM, True, "admin"),
+    ("custodian cannot charge budget", CUST, Action.CHARGE_BUDGET, SYSTEM, False, "only an admin"),
+    ("researcher cannot charge budget", LEAD, Action.CHARGE_BUDGET, SYSTEM, False, "only an admin"),
     # output review
     ("independent checker reviews", CHECKER, Action.REVIEW_OUTPUT, OUTPUT, True, "independent"),
     (

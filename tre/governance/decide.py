@@ -46,6 +46,7 @@ class Action(StrEnum):
     ISSUE_TOKEN = "issue_token"  # noqa: S105 - an action name
     REVOKE_TOKEN = "revoke_token"  # noqa: S105 - an action name
     READ_AUDIT = "read_audit"
+    CHARGE_BUDGET = "charge_budget"  # manual ledger charges/settlements (audited), not queries
     REVIEW_OUTPUT = "review_output"
 
 
@@ -195,6 +196,9 @@ def decide(actor: Actor, action: Action, resource: Resource, *, now: datetime) -
 
         case Action.READ_AUDIT:
             return allow("admin") if admin else deny("only an admin can read the audit log")
+
+        case Action.CHARGE_BUDGET:
+            return allow("admin") if admin else deny("only an admin can charge budget by hand")
 
         case Action.REVIEW_OUTPUT:
             if not isinstance(resource, OutputReviewTarget):
