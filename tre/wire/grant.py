@@ -84,7 +84,7 @@ class Budget(BaseModel):
         return self.rho <= other.rho and self.delta <= other.delta
 
     def __str__(self) -> str:
-        return f"rho={self.rho} delta={self.delta}"
+        return f"rho={self.rho:f} delta={self.delta:f}"  # fixed notation, never 5E-7
 
 
 class Mode(StrEnum):
