@@ -32,7 +32,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 # Modules whose import registers tables on tre.db.Base (add yours when you add tables).
-MODEL_MODULES = ("tre.audit.store", "tre.governance.models", "tre.privacy.ledger")
+MODEL_MODULES = (
+    "tre.audit.store",
+    "tre.governance.models",
+    "tre.privacy.ledger",
+    "tre.query.store",
+)
 
 
 def target_metadata() -> MetaData:

@@ -33,3 +33,15 @@ class QueryRefusedEvent(AuditEvent):
     query_text: str
     query_digest: str
     reason: str
+
+
+class QueryFailedEvent(AuditEvent):
+    """A valid query failed while running (nothing spent or released); the id is in the log."""
+
+    event_type = "query.failed"
+    query_id: str
+    project_id: int
+    user_id: int
+    query_text: str
+    query_digest: str
+    error_id: str

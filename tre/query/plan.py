@@ -64,6 +64,7 @@ class Plan:
     rho: float  # ρ spent according to OpenDP's maps (≤ the requested ρ)
     delta: float
     description: tuple[str, ...]
+    requested_rho: float = 0.0  # the ρ the researcher asked for (the cache rule compares it)
 
 
 def _q(name: str) -> str:
@@ -266,6 +267,7 @@ def plan(
         rho=spent_rho,
         delta=spent_delta,
         description=description,
+        requested_rho=rho,
     )
 
 

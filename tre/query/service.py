@@ -25,13 +25,14 @@ from typing import Any, Protocol
 from tre.audit.payload import AuditEvent
 from tre.errors import Forbidden, InvalidInput, UserError
 from tre.privacy import mechanisms
-from tre.query.audit import QueryAnswered, QueryRefusedEvent
+from tre.query.audit import QueryAnswered, QueryFailedEvent, QueryRefusedEvent
 from tre.query.errors import QueryFailed, QueryRefused
 from tre.query.execute import Limits, Worker
 from tre.query.model import AggKind, BaseColumn, NoKeys, PublicKeys, ThresholdKeys
 from tre.query.parse import parse
 from tre.query.plan import DEFAULT_THRESHOLD_DELTA, MeasureKind, Plan, plan
 from tre.query.protect import Cell, protect
+from tre.query.store import CachedAnswer, MemoryAnswerCache
 from tre.query.validate import GrantedDataset, validate
 from tre.wire.grant import Budget, Grant, Mode
 
@@ -63,6 +64,18 @@ class AuditSink(Protocol):
 
     def record(self, event: AuditEvent) -> None:
         """Append one event."""
+        ...
+
+
+class AnswerCache(Protocol):
+    """Where released answers are kept for free repeats (memory, or `DatabaseAnswerCache`)."""
+
+    def get(self, key: str) -> CachedAnswer | None:
+        """The released answer for `key`, if any."""
+        ...
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        """Keep `answer` unless one requested at a higher ρ is already kept."""
         ...
 
 
@@ -142,6 +155,29 @@ class QueryResult:
             "datasets": [{"name": n, "version": v} for n, v in self.datasets],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueryResult:
+        """The inverse of `to_json` (for answers kept in the cache)."""
+        cost = data["cost"]
+        return cls(
+            query_id=str(data["query_id"]),
+            columns=tuple(
+                ResultColumn(c["name"], c["role"], c["aggregate"]) for c in data["columns"]
+            ),
+            rows=tuple(tuple(r) for r in data["rows"]),
+            half_widths=tuple(tuple(h) for h in data["half_widths_95"]),
+            cost=Cost(
+                rho=float(cost["rho"]),
+                delta=float(cost["delta"]),
+                epsilon=float(cost["epsilon"]),
+                epsilon_delta=float(cost["epsilon_delta"]),
+            ),
+            plan=tuple(data["plan"]),
+            datasets=tuple((d["name"], int(d["version"])) for d in data["datasets"]),
+            mode=str(data["mode"]),
+            cached=bool(data["cached"]),
+        )
+
     def to_arrow(self) -> Any:
         """A pyarrow Table: the columns, plus `<name>_hw95` for each aggregate."""
         import pyarrow as pa
@@ -165,6 +201,7 @@ class Explanation:
     groups: int | None  # number of released groups when keys are public
     thresholded: bool
     datasets: tuple[tuple[str, int], ...]
+    cached: bool = False  # an answer at this or a higher ρ was released: a run costs nothing
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -178,6 +215,7 @@ class Explanation:
             "groups": self.groups,
             "thresholded": self.thresholded,
             "datasets": [{"name": n, "version": v} for n, v in self.datasets],
+            "cached": self.cached,
         }
 
 
@@ -248,13 +286,14 @@ class QueryService:
         audit: AuditSink | None,
         settings: QuerySettings | None = None,
         worker: Worker | None = None,
+        cache: AnswerCache | None = None,
     ):
         self.catalog = catalog
         self.ledger = ledger
         self.audit = audit
         self.settings = settings or QuerySettings()
         self.worker = worker or Worker(self.settings.limits)
-        self._cache: dict[str, QueryResult] = {}
+        self.cache: AnswerCache = cache if cache is not None else MemoryAnswerCache()
         self._cache_lock = threading.Lock()
 
     def close(self) -> None:
@@ -337,6 +376,7 @@ class QueryService:
         """The plan in words, the cost and the expected 95% half-widths; spends nothing."""
         p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
         v = p.query
+        hit = self._cached(self._cache_key(p, grant, Mode(mode)), p.requested_rho)
         by_col = {m.column: m for m in p.measurements}
         hws: list[float | None] = []
         for o in v.outputs:
@@ -367,6 +407,7 @@ class QueryService:
             groups=groups,
             thresholded=isinstance(v.keys, ThresholdKeys),
             datasets=v.datasets,
+            cached=hit is not None,
         )
 
     def answer(self, p: Plan) -> tuple[tuple[tuple[Any, ...], ...], ...]:
@@ -390,37 +431,41 @@ class QueryService:
         try:
             p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
         except UserError as exc:
-            self._record(
-                QueryRefusedEvent(
-                    query_id=query_id,
-                    project_id=grant.project_id,
-                    user_id=grant.user_id,
-                    query_text=sql[:2000],
-                    query_digest=_digest(sql),
-                    reason=exc.reason,
-                )
-            )
+            self._refused(query_id, grant, sql, exc.reason)
             raise
         v = p.query
-        cache_key = _digest(f"{grant.project_id}|{Mode(mode).value}|{v.datasets}|{v.canonical}")
-        with self._cache_lock:
-            hit = self._cache.get(cache_key)
+        cache_key = self._cache_key(p, grant, Mode(mode))
+        hit = self._cached(cache_key, p.requested_rho)
         if hit is not None:
             result = replace(hit, cached=True, cost=_cost(0.0, 0.0, self.settings.display_delta))
             self._answered(result, grant, sql)
             return self._quantised(result, started)
         charges = {name: Budget.ceil(p.rho, p.delta) for name, _ in v.datasets}
-        reservation = (
-            self.ledger.reserve(grant.project_id, charges, purpose=f"query {query_id}")
-            if self.ledger
-            else None
-        )
+        reservation = None
+        if self.ledger is not None:
+            try:
+                reservation = self.ledger.reserve(
+                    grant.project_id, charges, purpose=f"query {query_id}"
+                )
+            except UserError as exc:
+                self._refused(query_id, grant, sql, exc.reason)
+                raise
         try:
             exact = self.answer(p)
             released = protect(p, exact)
-        except BaseException:
+        except BaseException as exc:
             if reservation is not None and self.ledger is not None:
                 self.ledger.release(reservation)
+            self._record(
+                QueryFailedEvent(
+                    query_id=query_id,
+                    project_id=grant.project_id,
+                    user_id=grant.user_id,
+                    query_text=sql[:2000],
+                    query_digest=_digest(sql),
+                    error_id=exc.error_id if isinstance(exc, QueryFailed) else "",
+                )
+            )
             raise
         if reservation is not None and self.ledger is not None:
             # Commit before anything leaves: a crash here leaves an expiring reservation and no answer.
@@ -430,24 +475,58 @@ class QueryService:
         for r in released.rows:
             rows.append(tuple(c.value if isinstance(c, Cell) else c for c in r))
             hws.append(tuple(c.half_width if isinstance(c, Cell) else None for c in r))
+        charged = charges[v.datasets[0][0]]
         result = QueryResult(
             query_id=query_id,
             columns=_columns(p),
             rows=tuple(rows),
             half_widths=tuple(hws),
-            cost=_cost(
-                float(charges[v.datasets[0][0]].rho) if charges else 0.0,
-                float(charges[v.datasets[0][0]].delta) if charges else 0.0,
-                self.settings.display_delta,
-            ),
+            cost=_cost(float(charged.rho), float(charged.delta), self.settings.display_delta),
             plan=p.description,
             datasets=v.datasets,
             mode=Mode(mode).value,
         )
-        with self._cache_lock:
-            self._cache.setdefault(cache_key, result)
+        try:
+            with self._cache_lock:
+                self.cache.put(
+                    cache_key, CachedAnswer(grant.project_id, p.requested_rho, result.to_json())
+                )
+        except Exception:
+            # The answer is charged and released; failing to keep it only costs a later repeat.
+            log.exception("query %s: could not keep the released answer", query_id)
         self._answered(result, grant, sql)
         return self._quantised(result, started)
+
+    def _cache_key(self, p: Plan, grant: Grant, mode: Mode) -> str:
+        # Same project, mode, dataset versions and question (re-generated from the validated
+        # tree, so spacing, case and aliases of the SQL text do not matter).
+        v = p.query
+        return _digest(f"{grant.project_id}|{mode.value}|{v.datasets}|{v.canonical}")
+
+    def _cached(self, key: str, requested_rho: float) -> QueryResult | None:
+        """The released answer for `key` if it was requested at `requested_rho` or more.
+
+        A repeat at the same or a lower ρ gets the earlier answer free (it is at least as
+        accurate, and a fresh draw would let repetition average the noise away). A repeat at a
+        higher ρ is a new, fully charged release; it then replaces the kept answer.
+        """
+        with self._cache_lock:
+            hit = self.cache.get(key)
+        if hit is None or hit.requested_rho < requested_rho:
+            return None
+        return QueryResult.from_json(hit.answer)
+
+    def _refused(self, query_id: str, grant: Grant, sql: str, reason: str) -> None:
+        self._record(
+            QueryRefusedEvent(
+                query_id=query_id,
+                project_id=grant.project_id,
+                user_id=grant.user_id,
+                query_text=sql[:2000],
+                query_digest=_digest(sql),
+                reason=reason,
+            )
+        )
 
     def _quantised(self, result: QueryResult, started: float) -> QueryResult:
         step = self.settings.latency_step_seconds
@@ -483,6 +562,7 @@ def _digest(text: str) -> str:
 
 __all__ = [
     "STAGES",
+    "AnswerCache",
     "AuditSink",
     "BudgetLedger",
     "Cost",
