@@ -1,7 +1,9 @@
 """Stream an extract to CSV or Parquet under a temporary name, renamed into place at the end.
 
 A run that fails or is killed never leaves a partial file under the final name: until `commit`
-the data lives in a hidden `.<name>.<random>.partial` file beside it (deleted by `abort`).
+the data lives in a hidden `.<name>.<random>.partial` file beside it (deleted by `abort`; a
+SIGKILL can leave one behind, never the final name). Raw extracts identify people, so files keep
+the owner-only mode (0600) the temporary file is created with.
 """
 
 from __future__ import annotations
