@@ -1,0 +1,53 @@
+"""The ledger bound to the database, the clock and an actor: one place that reserves budget.
+
+`LedgerGateway` satisfies the query service's `BudgetLedger` protocol (`tre.query.service`):
+each call is its own short transaction (reserve, then run the query outside any transaction,
+then commit or release), as docs/governance.md asks. The admin's manual-charge endpoints in
+`tre.api.routes.ledger` go through the same gateway, so the benchmark measures the path
+queries take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tre.api.state import Clock
+from tre.db import Database
+from tre.privacy.ledger import Ledger
+from tre.wire.grant import Budget
+
+
+@dataclass(frozen=True)
+class LedgerGateway:
+    """Reserve → commit | release for one acting user, each in its own transaction."""
+
+    db: Database
+    ledger: Ledger
+    clock: Clock
+    actor: str  # audit actor: "user:<id>"
+
+    def reserve(
+        self,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        purpose: str | None,
+        ttl: timedelta | None = None,
+    ) -> str:
+        """Hold `charges` on the project's allowances and the datasets' caps, or refuse."""
+        with self.db.transaction() as s:
+            return self.ledger.reserve(
+                s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose, ttl=ttl
+            )
+
+    def commit(self, reservation_id: str, actual: Mapping[str, Budget] | None = None) -> None:
+        """Spend a reservation (the actual cost, at most what was reserved)."""
+        with self.db.transaction() as s:
+            self.ledger.commit(s, reservation_id, actor=self.actor, now=self.clock(), actual=actual)
+
+    def release(self, reservation_id: str) -> None:
+        """Give a reservation back unspent."""
+        with self.db.transaction() as s:
+            self.ledger.release(s, reservation_id, actor=self.actor, now=self.clock())

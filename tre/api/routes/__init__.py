@@ -1,0 +1,1 @@
+"""The API's routers, one module per area; `ROUTERS` is what `create_app` mounts."""
