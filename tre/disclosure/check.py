@@ -7,15 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tre.disclosure.model import (
-    RULE_IDS,
-    Cell,
-    DisclosureReport,
-    Release,
-    RuleId,
-    Statistic,
-    Status,
-)
+from tre.disclosure.model import Cell, DisclosureReport, Release, Statistic, Status
 from tre.disclosure.policy import DisclosurePolicy
 from tre.disclosure.rules import RULES, Context, Rule
 from tre.disclosure.table import Table, build_table, parse_statistic
@@ -32,13 +24,14 @@ def check_table(
 ) -> DisclosureReport:
     """Check a table of per-cell contributions; the report's status is the worst cell's."""
     stat = parse_statistic(statistic)
-    _check_policy(policy)
-    _check_releases(releases)
+    require_policy(policy)
+    require_releases(releases)
     table = build_table(cells, need_ids=bool(releases))
     return evaluate(table, stat, policy, releases=releases, margins=margins)
 
 
-def _check_policy(policy: Any) -> None:
+def require_policy(policy: Any) -> None:
+    """Refuse anything but a DisclosurePolicy."""
     if not isinstance(policy, DisclosurePolicy):
         raise InvalidInput(
             f"policy must be a DisclosurePolicy, got {type(policy).__name__}",
@@ -46,7 +39,8 @@ def _check_policy(policy: Any) -> None:
         )
 
 
-def _check_releases(releases: Any) -> None:
+def require_releases(releases: Any) -> None:
+    """Refuse anything but a sequence of Release."""
     if isinstance(releases, Release) or not all(isinstance(r, Release) for r in releases):
         raise InvalidInput(
             "releases must be a list of Release",
@@ -128,8 +122,3 @@ def parameters_used(policy: DisclosurePolicy, rules: tuple[Rule, ...]) -> dict[s
     for rule in rules:
         params.update(rule.parameters(policy))
     return params
-
-
-def rule_order(rule_id: RuleId) -> int:
-    """Position of a rule id in the canonical order."""
-    return RULE_IDS.index(rule_id)

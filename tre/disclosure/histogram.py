@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tre.disclosure.check import _check_policy, make_report
+from tre.disclosure.check import make_report, require_policy
 from tre.disclosure.model import HistogramReport, Statistic
 from tre.disclosure.policy import DisclosurePolicy
 from tre.disclosure.rules import Context
@@ -70,7 +70,7 @@ def check_histogram(
     range: tuple[float, float] | None = None,
 ) -> HistogramReport:
     """Check the bins of a histogram of these values (None = missing, left out)."""
-    _check_policy(policy)
+    require_policy(policy)
     data = _values(values)
     if len(data) == 0:
         raise InvalidInput("the histogram has no values", hint="pass at least one number")

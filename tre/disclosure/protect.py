@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tre.disclosure.check import _check_policy, _check_releases, evaluate
+from tre.disclosure.check import evaluate, require_policy, require_releases
 from tre.disclosure.model import Cell, ProtectedTable, Release, Statistic
 from tre.disclosure.policy import DisclosurePolicy
 from tre.disclosure.rounding import round_evaluated
@@ -22,8 +22,8 @@ def protect_table(
 ) -> ProtectedTable:
     """Check a table, then round it (policy has `rounding`) or suppress it (otherwise)."""
     stat = parse_statistic(statistic)
-    _check_policy(policy)
-    _check_releases(releases)
+    require_policy(policy)
+    require_releases(releases)
     table = build_table(cells, need_ids=bool(releases))
     report = evaluate(table, stat, policy, releases=releases, margins=margins)
     if policy.rounding is not None:

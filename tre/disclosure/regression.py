@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tre.disclosure.check import _check_policy
+from tre.disclosure.check import require_policy
 from tre.disclosure.model import RegressionReport, RuleId, Status
 from tre.disclosure.policy import DisclosurePolicy
 from tre.errors import InvalidInput
@@ -31,7 +31,7 @@ def check_regression(
     rank: int | None = None,
 ) -> RegressionReport:
     """Check a fitted model (statsmodels results) or n_obs and rank of its design matrix."""
-    _check_policy(policy)
+    require_policy(policy)
     if model is not None:
         if n_obs is not None or rank is not None:
             raise InvalidInput(

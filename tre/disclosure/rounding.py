@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tre.disclosure.check import _check_policy, evaluate
+from tre.disclosure.check import evaluate, require_policy
 from tre.disclosure.model import (
     TOTAL,
     Cell,
@@ -50,7 +50,7 @@ def round_table(
 ) -> ProtectedTable:
     """Apply the policy's (or the given) rounding scheme to a table; totals sum the cells."""
     stat = parse_statistic(statistic)
-    _check_policy(policy)
+    require_policy(policy)
     rule = scheme or policy.rounding
     if rule is None:
         raise InvalidInput(

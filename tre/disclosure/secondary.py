@@ -80,44 +80,49 @@ def choose_complements(
     sr, sc = _signs(rows), _signs(cols)
     suppressed = primary.copy()
     certs: dict[tuple[int, int], Rect] = {}
-    room = grid - lower if np.isfinite(lower) else np.full(grid.shape, np.inf)
+    inf = np.inf
+    room = grid - lower if np.isfinite(lower) else np.full(grid.shape, inf)
+    price = np.where(suppressed, 0.0, cost)  # kept up to date: suppressed corners are free
+    # The corner signs depend only on whether the primary sits in the margin row/column, so
+    # the far corner's limits are computed once per case.
+    far: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
     pi, pj = np.nonzero(primary)
     order = np.argsort(-grid[pi, pj], kind="stable")
     need_up, need_down = required(grid[pi, pj], level, step, lower)
-    inf = np.inf
     for t in order.tolist():
         i, j = int(pi[t]), int(pj[t])
         d_a = -sc[j] * sc  # sign of (i, j') per j'
         d_b = -sr[i] * sr  # sign of (i', j) per i'
-        d_d = np.outer(d_b, d_a)
+        case = (float(sr[i]), float(sc[j]))
+        if case not in far:
+            d_d = np.outer(d_b, d_a)
+            far[case] = (np.where(d_d < 0, room, inf), np.where(d_d > 0, room, inf))
+        far_neg, far_pos = far[case]
         v_a, v_b = room[i, :], room[:, j]
+        # Upward, every corner moving down (sign < 0) limits d; downward, those moving up.
         up = np.minimum(
-            np.minimum(np.where(d_a < 0, v_a, inf)[None, :], np.where(d_b < 0, v_b, inf)[:, None]),
-            np.where(d_d < 0, room, inf),
+            np.minimum.outer(np.where(d_b < 0, v_b, inf), np.where(d_a < 0, v_a, inf)), far_neg
         )
         down = np.minimum(
-            np.minimum(np.where(d_a > 0, v_a, inf)[None, :], np.where(d_b > 0, v_b, inf)[:, None]),
-            np.where(d_d > 0, room, inf),
+            np.minimum.outer(np.where(d_b > 0, v_b, inf), np.where(d_a > 0, v_a, inf)), far_pos
         )
-        down = np.minimum(down, room[i, j])
         ok = (up >= need_up[t]) & (down >= need_down[t])
         ok[i, :] = False
         ok[:, j] = False
-        if not ok.any():
-            continue  # left uncertified: the LP check decides and widens the pattern
-        c = np.where(suppressed, 0.0, cost)
-        total = c[i, :][None, :] + c[:, j][:, None] + c
-        total = np.where(ok, total, inf)
+        total = np.add.outer(price[:, j], price[i, :]) + price
+        total[~ok] = inf
         flat = int(np.argmin(total))
+        if not np.isfinite(total.flat[flat]):
+            continue  # left uncertified: the LP check decides and widens the pattern
         i2, j2 = divmod(flat, cols)
-        rect = (i, j, i2, j2)
-        certs[(i, j)] = rect
+        certs[(i, j)] = (i, j, i2, j2)
         for corner, as_rect in (
             ((i, j2), (i, j2, i2, j)),
             ((i2, j), (i2, j, i, j2)),
             ((i2, j2), (i2, j2, i, j)),
         ):
             suppressed[corner] = True
+            price[corner] = 0.0
             certs.setdefault(corner, as_rect)
     return Pattern(suppressed, primary, certs)
 

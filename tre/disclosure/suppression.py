@@ -8,7 +8,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from tre.disclosure.audit import lp_intervals
-from tre.disclosure.check import _check_policy, _check_releases, evaluate, rules_for
+from tre.disclosure.check import evaluate, require_policy, require_releases, rules_for
 from tre.disclosure.grid import (
     ADDITIVE,
     additive_values,
@@ -45,8 +45,8 @@ def suppress_table(
 ) -> ProtectedTable:
     """Suppress failing cells (and margins) and enough complements that none can be recovered."""
     stat = parse_statistic(statistic)
-    _check_policy(policy)
-    _check_releases(releases)
+    require_policy(policy)
+    require_releases(releases)
     table = build_table(cells, need_ids=bool(releases))
     report = evaluate(table, stat, policy, releases=releases, margins=margins)
     return suppress_evaluated(table, report, stat, policy, margins=margins)

@@ -257,45 +257,46 @@ def build_table(cells: Sequence[Cell], *, need_ids: bool = False) -> Table:
         raise InvalidInput("the table is empty", hint="pass at least one Cell")
     rows: dict[Hashable, int] = {}
     cols: dict[Hashable, int] = {}
-    row_of = np.empty(len(cells), dtype=np.int64)
-    col_of = np.empty(len(cells), dtype=np.int64)
-    seen: set[tuple[Hashable, Hashable]] = set()
-    keys = []
+    row_idx: list[int] = []
+    col_idx: list[int] = []
+    keys: list[tuple[Hashable, Hashable]] = []
     chunks: list[np.ndarray] = []
-    masks: list[np.ndarray | None] = []
-    records = np.empty(len(cells), dtype=np.int64)
-    fast = True
+    masks: dict[int, np.ndarray] = {}
+    # One cheap pass per cell; everything per value is done on the concatenated array.
     for i, cell in enumerate(cells):
         if not isinstance(cell, Cell):
             raise InvalidInput(
                 f"cells[{i}] is a {type(cell).__name__}, not a Cell",
                 hint="build each cell with tre.disclosure.Cell(row_key, col_key, values)",
             )
-        key = (cell.row_key, cell.col_key)
         try:
-            if key in seen:
-                raise InvalidInput(
-                    f"{_where(cell)} appears twice",
-                    hint="each (row, column) combination must appear exactly once",
-                )
+            row_idx.append(rows.setdefault(cell.row_key, len(rows)))
+            col_idx.append(cols.setdefault(cell.col_key, len(cols)))
         except TypeError:
             raise InvalidInput(
                 f"cells[{i}]: its keys are not hashable", hint="use str, int or tuple keys"
             ) from None
-        seen.add(key)
-        keys.append(key)
-        row_of[i] = rows.setdefault(cell.row_key, len(rows))
-        col_of[i] = cols.setdefault(cell.col_key, len(cols))
+        keys.append((cell.row_key, cell.col_key))
         raw = cell.values
-        if fast and isinstance(raw, np.ndarray) and raw.dtype.kind in "biuf" and raw.ndim == 1:
+        if type(raw) is np.ndarray and raw.dtype.kind in "biuf" and raw.ndim == 1:
             chunks.append(raw)
-            masks.append(None)
         else:
             arr, mask = _to_float(cell)
             chunks.append(arr)
-            masks.append(mask)
-        records[i] = len(chunks[-1])
-        if need_ids:
+            if mask is not None:
+                masks[i] = mask
+    records = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    if len(set(keys)) != len(keys):
+        seen: set[tuple[Hashable, Hashable]] = set()
+        for i, key in enumerate(keys):
+            if key in seen:
+                raise InvalidInput(
+                    f"{_where(cells[i])} appears twice",
+                    hint="each (row, column) combination must appear exactly once",
+                )
+            seen.add(key)
+    if need_ids:
+        for i, cell in enumerate(cells):
             _check_ids(cell, int(records[i]))
     if len(rows) * len(cols) != len(cells):
         missing = _first_missing(keys, list(rows), list(cols))
@@ -305,14 +306,15 @@ def build_table(cells: Sequence[Cell], *, need_ids: bool = False) -> Table:
             hint="pass every row × column combination; use Cell(row, col, []) for an empty cell",
         )
     flat = np.concatenate(chunks).astype(np.float64, copy=False) if chunks else np.empty(0)
-    bad = ~np.isfinite(flat)
-    missing_mask = np.zeros(len(flat), dtype=bool)
     offsets = np.concatenate(([0], np.cumsum(records)))
-    for i, mask in enumerate(masks):
-        if mask is not None:
+    missing_mask = None
+    if masks:
+        missing_mask = np.zeros(len(flat), dtype=bool)
+        for i, mask in masks.items():
             missing_mask[offsets[i] : offsets[i + 1]] = mask
-    bad &= ~missing_mask
-    if bad.any():
+    finite = np.isfinite(flat)
+    if not finite.all() and (missing_mask is None or not (finite | missing_mask).all()):
+        bad = ~finite if missing_mask is None else ~finite & ~missing_mask
         pos = int(np.flatnonzero(bad)[0])
         i = int(np.searchsorted(offsets, pos, side="right") - 1)
         what = "NaN" if np.isnan(flat[pos]) else "infinite"
@@ -321,7 +323,7 @@ def build_table(cells: Sequence[Cell], *, need_ids: bool = False) -> Table:
             hint="pass finite numbers, and None for a missing value",
         )
     cell_all = np.repeat(np.arange(len(cells)), records)
-    if missing_mask.any():
+    if missing_mask is not None:
         keep = ~missing_mask
         values = flat[keep]
         cell_of = cell_all[keep]
@@ -336,8 +338,8 @@ def build_table(cells: Sequence[Cell], *, need_ids: bool = False) -> Table:
         row_keys=tuple(rows),
         col_keys=tuple(cols),
         cell_keys=tuple(keys),
-        row_of=row_of,
-        col_of=col_of,
+        row_of=np.asarray(row_idx, dtype=np.int64),
+        col_of=np.asarray(col_idx, dtype=np.int64),
         records=records,
         values=values,
         cell_of=cell_of,
