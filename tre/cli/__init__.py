@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tre.cli.governance",
     "tre.cli.audit",
     "tre.cli.serve",
+    "tre.cli.outputs",
     "tre.cli.demo",
 )
 
