@@ -6,6 +6,7 @@ Every function takes the caller's session and does not commit: run it inside
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -33,8 +34,12 @@ from tre.governance.types import Actor, Role, UserView
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("tre: no such user, constant-time comparison only")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both failures take the same time."""
+    return _hasher.hash("tre: no such user, constant-time comparison only")
 
 
 def _roles(roles: Iterable[Role | str]) -> list[Role]:
@@ -267,7 +272,7 @@ def set_password(
 def login(session: Session, username: str, password: str) -> Actor:
     """Check a console password; Unauthenticated (one message for every failure) otherwise."""
     user = user_by_name(session, username)
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     ok: bool
     try:
         ok = _hasher.verify(stored, password)
