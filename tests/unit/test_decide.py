@@ -418,6 +418,42 @@ CASES: list[tuple[str, Actor, Action, Resource, bool, str]] = [
         False,
         "only output checkers",
     ),
+    ("member downloads outputs", MEMBER, Action.DOWNLOAD_OUTPUT, ACTIVE, True, "project member"),
+    ("lead downloads outputs", LEAD, Action.DOWNLOAD_OUTPUT, ACTIVE, True, "project member"),
+    (
+        "outsider cannot download outputs",
+        OUTSIDER,
+        Action.DOWNLOAD_OUTPUT,
+        ACTIVE,
+        False,
+        "only members of project 1",
+    ),
+    (
+        "checker is not a member: no download",
+        CHECKER,
+        Action.DOWNLOAD_OUTPUT,
+        ACTIVE,
+        False,
+        "only members",
+    ),
+    (
+        "admin is not a member: no download",
+        ADMIN,
+        Action.DOWNLOAD_OUTPUT,
+        ACTIVE,
+        False,
+        "only members",
+    ),
+    (
+        "download needs a project",
+        MEMBER,
+        Action.DOWNLOAD_OUTPUT,
+        SYSTEM,
+        False,
+        "does not apply to System",
+    ),
+    ("admin reassigns reviews", ADMIN, Action.REASSIGN_REVIEW, SYSTEM, True, "admin"),
+    ("checker cannot reassign", CHECKER, Action.REASSIGN_REVIEW, SYSTEM, False, "only an admin"),
 ]
 
 

@@ -47,7 +47,9 @@ class Action(StrEnum):
     REVOKE_TOKEN = "revoke_token"  # noqa: S105 - an action name
     READ_AUDIT = "read_audit"
     CHARGE_BUDGET = "charge_budget"  # manual ledger charges/settlements (audited), not queries
-    REVIEW_OUTPUT = "review_output"
+    REVIEW_OUTPUT = "review_output"  # review, decide on and release an output request
+    DOWNLOAD_OUTPUT = "download_output"  # a released output bundle of one's own project
+    REASSIGN_REVIEW = "reassign_review"  # move an open output review to another checker
 
 
 class System:
@@ -210,6 +212,16 @@ def decide(actor: Actor, action: Action, resource: Resource, *, now: datetime) -
             if actor.user_id in resource.project_member_ids:
                 return deny("output checkers cannot review outputs of their own project")
             return allow("independent output checker")
+
+        case Action.DOWNLOAD_OUTPUT:
+            if not isinstance(resource, ProjectView):
+                return _wrong_resource(action, resource)
+            if actor.user_id in resource.member_ids or actor.user_id == resource.lead_id:
+                return allow("project member")
+            return deny(f"only members of project {resource.id} can download its outputs")
+
+        case Action.REASSIGN_REVIEW:
+            return allow("admin") if admin else deny("only an admin can reassign output reviews")
 
     return deny(f"unknown action {action!r}")  # pragma: no cover - the match is exhaustive
 
