@@ -206,3 +206,87 @@ def grant(
         ),
         issued_at=dt.datetime(2024, 1, 1),
     )
+
+
+# --- the reference engine (OpenDP's Polars Context) against tre's engine ---------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One supported query shape: tre's SQL, the same question for OpenDP's Context, and which
+    of tre's exact result columns hold each reference statistic."""
+
+    name: str
+    sql: str
+    reference: Any  # tre.privacy.reference.ReferenceQuery
+    columns: tuple[str, ...]
+
+
+def shapes(limit: int) -> tuple[Shape, ...]:
+    """Every single-dataset shape OpenDP's Context can state, at contribution limit `limit`."""
+    import polars as pl
+
+    from tre.privacy.reference import RefAggregate as A
+    from tre.privacy.reference import ReferenceQuery as R
+
+    sexes = (("F",), ("M",))
+    sex_ch = tuple((s, c) for s in ("F", "M") for c in CHAPTERS)
+    fixed = (
+        (pl.col("cost").clip(0, 5000) * 100).round().cast(pl.Int64).alias("cost_s"),
+        (pl.col("length_of_stay") // 10 * 10).alias("los_bin"),
+    )
+
+    def ref(by: tuple[str, ...], keys: Any, aggs: tuple[Any, ...], where: Any = None) -> Any:
+        return R("pid", "_tre_rank", limit, by, aggs, keys, where, fixed)
+
+    return (
+        Shape(
+            "count rows by one public key",
+            "SELECT sex, COUNT(*) FROM health GROUP BY sex",
+            ref(("sex",), sexes, (A("rows"),)),
+            ("__tre_a0",),
+        ),
+        Shape(
+            "sum of a fixed-point float over two public keys",
+            "SELECT sex, diagnosis_chapter, SUM(cost) FROM health GROUP BY sex, diagnosis_chapter",
+            ref(("sex", "diagnosis_chapter"), sex_ch, (A("sum", "cost_s", (0, 500000)),)),
+            ("__tre_a0",),
+        ),
+        Shape(
+            "average (sum and count) with a WHERE filter",
+            "SELECT sex, AVG(length_of_stay) FROM health WHERE cost > 100 GROUP BY sex",
+            ref(
+                ("sex",),
+                sexes,
+                (A("sum", "length_of_stay", (0, 30)), A("rows")),
+                pl.col("cost") > 100,
+            ),
+            ("__tre_a0", "__tre_a0_n"),
+        ),
+        Shape(
+            "distinct people by one public key",
+            "SELECT diagnosis_chapter, COUNT(DISTINCT pid) FROM health GROUP BY diagnosis_chapter",
+            ref(("diagnosis_chapter",), tuple((c,) for c in CHAPTERS), (A("people"),)),
+            ("__tre_a0",),
+        ),
+        Shape(
+            "no GROUP BY: rows and a sum",
+            "SELECT COUNT(*), SUM(length_of_stay) FROM health",
+            ref((), None, (A("rows"), A("sum", "length_of_stay", (0, 30)))),
+            ("__tre_a0", "__tre_a1"),
+        ),
+    )
+
+
+def tre_exact(
+    service: Any, grant_: Grant, shape: Shape
+) -> tuple[dict[tuple[Any, ...], tuple[int, ...]], dict[str, float]]:
+    """tre's exact bounded aggregates per key (in the shape's column order) and L2 per column."""
+    p = service.prepare(shape.sql, grant_, rho=1.0)
+    names = [f"__tre_k{i}" for i in range(len(p.query.key_sqls))]
+    cols = names + [m.column for m in p.measurements]
+    out: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for row in service.answer(p)[0]:
+        named = dict(zip(cols, row, strict=True))
+        out[tuple(named[k] for k in names)] = tuple(int(named[c] or 0) for c in shape.columns)
+    return out, {m.column: m.l2 for m in p.measurements}
