@@ -94,7 +94,7 @@ def _stat(a: RefAggregate, i: int) -> Any:
         return dp.len().alias(name)
     assert a.column is not None and a.bounds is not None
     lo, hi = a.bounds
-    return pl.col(a.column).clip(lo, hi).dp.sum((lo, hi)).alias(name)
+    return pl.col(a.column).clip(lo, hi).dp.sum((lo, hi)).alias(name)  # type: ignore[attr-defined]  # OpenDP registers the `dp` namespace at runtime
 
 
 def _query(ctx: Any, q: ReferenceQuery, people: bool, rho: float | None) -> Any:
