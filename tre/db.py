@@ -14,6 +14,7 @@ On PostgreSQL both are ordinary READ COMMITTED transactions; writers lock what t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(parsed.database))
         engine = sa.create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
@@ -113,6 +114,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         reason="bad_database_url",
         hint="Set TRE_DATABASE_URL to a sqlite:/// or postgresql+psycopg:// URL.",
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its -wal and -shm files
+    the same mode), so that notebook users cannot read the control plane."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

@@ -79,7 +79,12 @@ def test_settings_default_to_sqlite_in_the_data_root_with_wal_and_foreign_keys(
     db = Database.from_settings(settings)
     try:
         db.upgrade()
-        assert (settings.data_root / "control.sqlite").exists()
+        path = settings.data_root / "control.sqlite"
+        with db.transaction() as s:
+            s.execute(sa.text("UPDATE audit_head SET seq = seq"))  # something in the WAL
+            # Owner-only, like the keys: notebook users must not read the control plane.
+            for f in (path, path.with_name("control.sqlite-wal")):
+                assert f.stat().st_mode & 0o777 == 0o600, f
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
