@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from tre import __version__
 from tre.api import errors
-from tre.api.routes import audit, auth, budgets, datasets, ledger, projects, tokens, users
+from tre.api.routes import audit, auth, budgets, datasets, ledger, projects, query, tokens, users
 from tre.api.sessions import SessionSigner, load_or_create_secret
 from tre.api.state import Clock, Services
 from tre.catalog.catalog import Catalog
@@ -26,6 +26,7 @@ ROUTERS = (
     tokens.router,
     audit.router,
     ledger.router,
+    query.router,
 )
 
 DESCRIPTION = """
@@ -70,8 +71,9 @@ def create_app(
     owns_db = database is None
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        query.close_worker(app)
         if owns_db:
             db.dispose()
 
