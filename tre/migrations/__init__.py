@@ -37,6 +37,7 @@ MODEL_MODULES = (
     "tre.governance.models",
     "tre.privacy.ledger",
     "tre.query.store",
+    "tre.outputs.models",
 )
 
 
