@@ -345,3 +345,29 @@ def test_wire_vocabularies_mirror_governance() -> None:
     assert set(get_args(projects.ProjectStateName)) == {s.value for s in g.ProjectState}
     assert set(get_args(projects.StatusName)) == {s.value for s in g.Status}
     assert set(get_args(projects.RequestStateName)) == {s.value for s in g.RequestState}
+
+
+def test_ledger_gateway_is_the_query_services_budget_ledger(api: Api) -> None:
+    from decimal import Decimal
+
+    from tre.api.budget import LedgerGateway
+    from tre.errors import Conflict
+    from tre.query.service import BudgetLedger
+    from tre.wire.grant import Budget
+
+    a = api
+    pid = active_project(a)["id"]
+    svc = a.client.app.state.services  # type: ignore[attr-defined]
+    gateway: BudgetLedger = LedgerGateway(svc.db, svc.ledger, a.clock, f"user:{a.ids['alice']}")
+    rid = gateway.reserve(pid, {"health": Budget(rho=Decimal("0.4"))}, purpose="query")
+    gateway.commit(rid, {"health": Budget(rho=Decimal("0.3"))})
+    rid2 = gateway.reserve(pid, {"health": Budget(rho=Decimal("0.7"))}, purpose="query")
+    gateway.release(rid2)
+    with pytest.raises(Conflict):
+        gateway.reserve(pid, {"health": Budget(rho=Decimal("0.71"))}, purpose="too much")
+    health = a.ok("GET", f"/projects/{pid}/budgets", "alice")["datasets"][0]
+    assert health["spent"]["rho"] == "0.3" and health["remaining"]["rho"] == "0.7"
+    states = [
+        h["state"] for h in a.ok("GET", f"/projects/{pid}/budgets/history", "alice")["reservations"]
+    ]
+    assert sorted(states) == ["committed", "released"]

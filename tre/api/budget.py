@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
 from tre.api.state import Clock
 from tre.db import Database
-from tre.privacy.ledger import Ledger
+from tre.privacy.ledger import Ledger, ReservationView
 from tre.wire.grant import Budget
 
 
@@ -38,16 +40,44 @@ class LedgerGateway:
     ) -> str:
         """Hold `charges` on the project's allowances and the datasets' caps, or refuse."""
         with self.db.transaction() as s:
-            return self.ledger.reserve(
-                s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose, ttl=ttl
-            )
+            return self.reserve_in(s, project_id, charges, purpose=purpose, ttl=ttl).id
 
     def commit(self, reservation_id: str, actual: Mapping[str, Budget] | None = None) -> None:
         """Spend a reservation (the actual cost, at most what was reserved)."""
         with self.db.transaction() as s:
-            self.ledger.commit(s, reservation_id, actor=self.actor, now=self.clock(), actual=actual)
+            self.commit_in(s, reservation_id, actual)
 
     def release(self, reservation_id: str) -> None:
         """Give a reservation back unspent."""
         with self.db.transaction() as s:
-            self.ledger.release(s, reservation_id, actor=self.actor, now=self.clock())
+            self.release_in(s, reservation_id)
+
+    # The same operations inside a caller's transaction, returning the reservation as stored
+    # (the API answers from the transaction that made the change: one round of locks, not two).
+
+    def reserve_in(
+        self,
+        s: Session,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        purpose: str | None,
+        ttl: timedelta | None = None,
+    ) -> ReservationView:
+        """`reserve` in the caller's transaction."""
+        rid = self.ledger.reserve(
+            s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose, ttl=ttl
+        )
+        return self.ledger.reservation(s, rid)
+
+    def commit_in(
+        self, s: Session, reservation_id: str, actual: Mapping[str, Budget] | None = None
+    ) -> ReservationView:
+        """`commit` in the caller's transaction."""
+        self.ledger.commit(s, reservation_id, actor=self.actor, now=self.clock(), actual=actual)
+        return self.ledger.reservation(s, reservation_id)
+
+    def release_in(self, s: Session, reservation_id: str) -> ReservationView:
+        """`release` in the caller's transaction."""
+        self.ledger.release(s, reservation_id, actor=self.actor, now=self.clock())
+        return self.ledger.reservation(s, reservation_id)

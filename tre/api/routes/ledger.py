@@ -39,14 +39,15 @@ def reserve(body: ReservationIn, who: SessionCaller, svc: Svc, at: Now) -> Reser
     """Reserve budget on a project's datasets, atomically against allowances and caps."""
     _may_charge(who.actor, at)
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
-    rid = _gateway(svc, who.actor).reserve(
-        body.project_id,
-        {d: b.to_budget() for d, b in body.charges.items()},
-        purpose=body.purpose or "manual charge",
-        ttl=ttl,
-    )
-    with svc.db.read() as s:
-        return reservation_out(svc.ledger.reservation(s, rid))
+    with svc.db.transaction() as s:
+        view = _gateway(svc, who.actor).reserve_in(
+            s,
+            body.project_id,
+            {d: b.to_budget() for d, b in body.charges.items()},
+            purpose=body.purpose or "manual charge",
+            ttl=ttl,
+        )
+    return reservation_out(view)
 
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationOut)
@@ -66,15 +67,13 @@ def commit(
     """Spend a reservation: the actual cost (default: all of it) becomes committed."""
     _may_charge(who.actor, at)
     actual = {d: b.to_budget() for d, b in body.actual.items()} if body.actual else None
-    _gateway(svc, who.actor).commit(reservation_id, actual)
-    with svc.db.read() as s:
-        return reservation_out(svc.ledger.reservation(s, reservation_id))
+    with svc.db.transaction() as s:
+        return reservation_out(_gateway(svc, who.actor).commit_in(s, reservation_id, actual))
 
 
 @router.post("/reservations/{reservation_id}/release", response_model=ReservationOut)
 def release(reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now) -> ReservationOut:
     """Give a reservation back unspent."""
     _may_charge(who.actor, at)
-    _gateway(svc, who.actor).release(reservation_id)
-    with svc.db.read() as s:
-        return reservation_out(svc.ledger.reservation(s, reservation_id))
+    with svc.db.transaction() as s:
+        return reservation_out(_gateway(svc, who.actor).release_in(s, reservation_id))
