@@ -237,39 +237,42 @@ def verify(session: Session, *, anchor: tuple[int, str] | None = None) -> Verify
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(False, checked, head_seq, head_hash, seq, problem)
 
-    rows = session.execute(
+    # Streamed (a server-side cursor on PostgreSQL), closed even when a bad event ends the walk.
+    with session.execute(
         sa.select(_events).order_by(_events.c.seq).execution_options(yield_per=1000)
-    )
-    for row in rows:
-        seq = int(row.seq)
-        if seq != expected:
-            return bad(expected, f"event {expected} is missing (the next stored is {seq})")
-        if row.prev_hash != prev_hash:
-            return bad(
-                seq,
-                f"event {seq} does not follow event {seq - 1} (prev_hash differs): "
-                "an event was deleted, inserted or reordered here",
+    ) as rows:
+        for row in rows:
+            seq = int(row.seq)
+            if seq != expected:
+                return bad(expected, f"event {expected} is missing (the next stored is {seq})")
+            if row.prev_hash != prev_hash:
+                return bad(
+                    seq,
+                    f"event {seq} does not follow event {seq - 1} (prev_hash differs): "
+                    "an event was deleted, inserted or reordered here",
+                )
+            try:
+                payload = json.loads(row.payload)
+            except ValueError:
+                return bad(seq, f"event {seq} has an unreadable payload: it was edited")
+            digest = event_hash(
+                seq=seq,
+                occurred_at=row.occurred_at,
+                event_type=row.event_type,
+                schema_version=int(row.schema_version),
+                actor=row.actor,
+                payload=payload,
+                prev_hash=row.prev_hash,
             )
-        try:
-            payload = json.loads(row.payload)
-        except ValueError:
-            return bad(seq, f"event {seq} has an unreadable payload: it was edited")
-        digest = event_hash(
-            seq=seq,
-            occurred_at=row.occurred_at,
-            event_type=row.event_type,
-            schema_version=int(row.schema_version),
-            actor=row.actor,
-            payload=payload,
-            prev_hash=row.prev_hash,
-        )
-        if digest != row.hash:
-            return bad(seq, f"event {seq} does not match its hash: it was edited")
-        if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
-            return bad(seq, f"event {seq} differs from the anchored hash: the log was rewritten")
-        prev_hash = row.hash
-        expected += 1
-        checked += 1
+            if digest != row.hash:
+                return bad(seq, f"event {seq} does not match its hash: it was edited")
+            if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
+                return bad(
+                    seq, f"event {seq} differs from the anchored hash: the log was rewritten"
+                )
+            prev_hash = row.hash
+            expected += 1
+            checked += 1
     last_seq = expected - 1
     if last_seq != head_seq or prev_hash != head_hash:
         return bad(
