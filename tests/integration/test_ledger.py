@@ -90,7 +90,10 @@ def test_a_reservation_beyond_the_allowance_is_refused_and_changes_nothing(
 
 
 def test_delta_is_limited_separately(ledger_db: Database) -> None:
-    with pytest.raises(Conflict, match="delta=0.0000005 left") as err, ledger_db.transaction() as s:
+    with (
+        pytest.raises(Conflict, match=r"delta=0\.0000005 left") as err,
+        ledger_db.transaction() as s,
+    ):
         L.reserve(s, 1, {"health": rho("0.01", "6e-7")}, actor="user:4", now=T0)
     assert err.value.reason == "budget_exhausted"
 
