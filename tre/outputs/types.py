@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RequestState(StrEnum):
@@ -72,10 +73,10 @@ ALLOWED_EXTENSIONS: dict[ItemKind, frozenset[str]] = {
 }
 
 
-class OutputLimits(BaseModel):
-    """Pre-review gates and workflow parameters (configurable per deployment)."""
+class OutputLimits(BaseSettings):
+    """Pre-review gates and workflow parameters; each can be set from `TRE_OUTPUTS_<NAME>`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="TRE_OUTPUTS_", frozen=True, extra="forbid")
 
     max_file_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     max_table_rows: int = Field(default=10_000, ge=1)
