@@ -61,6 +61,7 @@ class Run:
     committed: int = 0
     refused: int = 0
     errors: int = 0
+    retries: int = 0
     seconds: float = 0.0
     reserve_ms: list[float] = field(default_factory=list)
     commit_ms: list[float] = field(default_factory=list)
@@ -82,6 +83,7 @@ class Run:
             "committed": self.committed,
             "refused": self.refused,
             "errors": self.errors,
+            "busy_retries": self.retries,
             "seconds": round(self.seconds, 2),
             "reservations_per_s": round(self.committed / self.seconds, 1),
             "requests_per_s": round((self.attempts + self.committed) / self.seconds, 1),
@@ -195,11 +197,21 @@ def _check(url: str, project_id: int, run: Run, allowance_units: int) -> None:
     }
 
 
+async def _post(http: httpx.AsyncClient, path: str, body: Any, run: Run) -> httpx.Response:
+    """POST, retrying while the server answers 503 busy (as a well-behaved client does)."""
+    while True:
+        r = await http.post(path, json=body)
+        if r.status_code != 503:
+            return r
+        run.retries += 1
+        await asyncio.sleep(0.05)
+
+
 async def _client(http: httpx.AsyncClient, project_id: int, run: Run, stop: asyncio.Event) -> None:
     body = {"project_id": project_id, "charges": {"bench": {"rho": str(AMOUNT)}}}
     while not stop.is_set():
         t0 = time.perf_counter()
-        r = await http.post("/ledger/reservations", json=body)
+        r = await _post(http, "/ledger/reservations", body, run)
         run.reserve_ms.append((time.perf_counter() - t0) * 1000)
         run.attempts += 1
         if r.status_code == 409:
@@ -213,7 +225,7 @@ async def _client(http: httpx.AsyncClient, project_id: int, run: Run, stop: asyn
             continue
         run.reserved += 1
         t1 = time.perf_counter()
-        c = await http.post(f"/ledger/reservations/{r.json()['id']}/commit", json={})
+        c = await _post(http, f"/ledger/reservations/{r.json()['id']}/commit", {}, run)
         run.commit_ms.append((time.perf_counter() - t1) * 1000)
         if c.status_code == 200:
             run.committed += 1

@@ -5,6 +5,8 @@
 - Invalid requests (FastAPI's validation, or a pydantic model built in a route): 422 with
   `details.fields = [{path, message, type}]`; the offending input is never echoed back.
 - Starlette's HTTP errors (unknown route, wrong method): their status, a readable message.
+- SQLite's writer lock not free within the busy timeout: 503 `busy` with Retry-After (the
+  transaction was rolled back, nothing changed).
 - Anything else: 500 "internal error, id …"; the id and the traceback go to the log only.
 """
 
@@ -18,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,8 +81,24 @@ def user_error_response(exc: UserError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
+def _database_busy(exc: BaseException) -> bool:
+    # SQLite's single writer lock was not free within the busy timeout (heavy write load).
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 def internal_error_response(exc: BaseException) -> JSONResponse:
-    """Log the failure with a fresh id; the caller sees only the id."""
+    """Log the failure with a fresh id; the caller sees only the id (503 when merely busy)."""
+    if _database_busy(exc):
+        log.warning("control plane busy: SQLite writer lock timed out")
+        return JSONResponse(
+            error_body(
+                "busy",
+                "the control plane is too busy to take this change now; nothing was changed",
+                hint="Retry in a moment.",
+            ),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, InternalError):
         err = exc
         log.error("internal error %s: %s", err.error_id, err.detail)
