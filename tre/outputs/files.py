@@ -273,7 +273,8 @@ def _query_provenance(doc: dict[str, Any]) -> Provenance:
 def identifier_column_name(column: str) -> bool:
     """True when a column's name says it identifies people or records."""
     norm = re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
-    return norm in IDENTIFIER_NAMES or norm.endswith("_id") or norm.startswith("_tre")
+    internal = column.strip().lower().startswith("_tre")  # tre's own per-person columns
+    return norm in IDENTIFIER_NAMES or norm.endswith("_id") or internal
 
 
 def nhs_number_valid(digits: str) -> bool:
