@@ -626,6 +626,36 @@ def test_admins_reassign_undecided_reviews(db: Database, svc: OutputService, cas
     assert svc.decide_review(cast.c3, rid, "approve", now=NOW).state is RequestState.APPROVED
 
 
+def test_replacing_a_table_rechecks_its_figures(svc: OutputService, cast: Cast) -> None:
+    rid = draft(svc, cast)
+    svc.add_item(
+        cast.alice,
+        rid,
+        name="fig.png",
+        kind="figure",
+        content=png(),
+        context="Chart.",
+        underlying="admissions.csv",
+        now=NOW,
+    )
+    view = svc.add_item(
+        cast.alice,
+        rid,
+        name="admissions.csv",
+        kind="table",
+        content=SMALL_CELL,
+        context="Now with a small cell.",
+        replace=True,
+        now=NOW,
+    )
+    assert {i.name: i.check.status.value for i in view.items} == {
+        "admissions.csv": "fail",
+        "fig.png": "fail",
+    }
+    with pytest.raises(Conflict, match=r"underlying table of fig\.png"):
+        svc.remove_item(cast.alice, rid, "admissions.csv", now=NOW)
+
+
 def test_files_are_private_and_content_addressed(
     svc: OutputService, cast: Cast, settings: Settings
 ) -> None:

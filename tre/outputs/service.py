@@ -272,6 +272,13 @@ class OutputService:
             )
             s.flush()
             s.refresh(req)
+            if item_kind is ItemKind.TABLE:
+                # Figures drawn from a replaced table take its new verdict.
+                for fig in req.items:
+                    if fig.underlying == fname:
+                        fig_check = checks.check_figure_item(fname, check)
+                        fig.check_status = fig_check.status.value
+                        fig.check_report = fig_check.model_dump_json()
             self._edited(s, actor, req, now)
             self._audit(
                 s,
