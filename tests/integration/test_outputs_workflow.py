@@ -290,12 +290,15 @@ def test_a_checker_cannot_review_their_own_request_nor_their_projects(
     with pytest.raises(Forbidden, match="only output checkers"):
         svc.take_review(cast.dora, rid, now=NOW)
     assert svc.queue(cast.member_checker, now=NOW) == []
+    with pytest.raises(Forbidden, match="only output checkers have a review queue"):
+        svc.queue(cast.alice, now=NOW)
     refused = refusals(db)
     assert [(r["action"], r["status"]) for r in refused] == [
         ("review", 403),
         ("decide", 403),
         ("review", 403),
         ("review", 403),
+        ("queue", 403),
     ]
     assert (
         refused[0]["request_id"] == view.id and refused[0]["user_id"] == cast.member_checker.user_id

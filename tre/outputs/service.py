@@ -80,21 +80,27 @@ class OutputService:
             with self.db.transaction() as s:
                 return fn(s)
         except UserError as exc:
-            with self.db.transaction() as s:
-                record(
-                    s,
-                    events.OutputActionRefused(
-                        action=action,
-                        request_id=request_id,
-                        user_id=actor.user_id,
-                        reason=exc.reason,
-                        status=exc.status,
-                        message=exc.message[:1000],
-                    ),
-                    actor=user_actor(actor.user_id),
-                    now=now,
-                )
+            self._refused(action, actor, request_id, exc, now)
             raise
+
+    def _refused(
+        self, action: str, actor: Actor, request_id: int | None, exc: UserError, now: datetime
+    ) -> None:
+        """Record a refusal in a transaction of its own (the refused change rolled back)."""
+        with self.db.transaction() as s:
+            record(
+                s,
+                events.OutputActionRefused(
+                    action=action,
+                    request_id=request_id,
+                    user_id=actor.user_id,
+                    reason=exc.reason,
+                    status=exc.status,
+                    message=exc.message[:1000],
+                ),
+                actor=user_actor(actor.user_id),
+                now=now,
+            )
 
     def _policy(self, preset: str) -> DisclosurePolicy:
         return load_preset(preset, directory=self.settings.policy_dir / "disclosure")
@@ -629,7 +635,9 @@ class OutputService:
     def queue(self, actor: Actor, *, now: datetime) -> list[QueueEntry]:
         """Requests the checker can take a review of, and those they hold undecided; oldest first."""
         if not actor.has(Role.OUTPUT_CHECKER):
-            raise Forbidden("only output checkers have a review queue", reason="not_checker")
+            exc = Forbidden("only output checkers have a review queue", reason="not_checker")
+            self._refused("queue", actor, None, exc, now)
+            raise exc
         with self.db.read() as s:
             stmt = (
                 sa.select(OutputRequest)
