@@ -19,10 +19,11 @@ help:
 install: $(STAMP)
 
 # A virtual environment with pinned dependencies (constraints.txt is the lock).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt deploy/hub/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	cd deploy/hub && npm ci --no-audit --no-fund --loglevel=error  # configurable-http-proxy for the hub
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -396,6 +396,11 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             p.wait(5)
 
 
+def hub_log(settings: Settings) -> Path:
+    """Where the demo's JupyterHub writes its log."""
+    return settings.data_root.resolve().parent / "hub" / "jupyterhub.log"
+
+
 def print_welcome(console: Console, state: DemoState, settings: Settings) -> None:
     """The URLs and the demo logins."""
     console.print()
@@ -436,9 +441,15 @@ def demo(
         procs.append(api)
         wait_healthy(f"{api_url}/health", api)
         if hub:
-            from tre.hub.launch import start_hub
+            from tre.hub.launch import WORKSPACE_ENV, start_hub
+            from tre.hub.workspace import build_workspace_env, workspace_ready
 
-            hub_proc = start_hub(settings, api_url=api_url, port=hub_port)
+            if not workspace_ready(WORKSPACE_ENV):
+                console.print(f"Building the notebook environment in {WORKSPACE_ENV} (once) …")
+                build_workspace_env(WORKSPACE_ENV)
+            hub_proc = start_hub(
+                settings, api_url=api_url, port=hub_port, log_path=hub_log(settings)
+            )
             procs.append(hub_proc)
             wait_healthy(f"{hub_url}/hub/health", hub_proc, timeout=60)
         print_welcome(console, state, settings)

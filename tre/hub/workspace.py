@@ -1,0 +1,71 @@
+"""The researchers' notebook environment: a virtual environment from the system Python.
+
+It must be executable by every researcher's system account, so it cannot be the service's own
+environment (whose interpreter may live under a root-only home). It holds JupyterLab, the
+single-user server and the tre client (installed without server dependencies), pinned by the
+repository's constraints.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = (
+    "jupyterlab",
+    "jupyterhub==6.1.1",
+    "ipykernel",
+    "httpx",
+    "polars",
+    "matplotlib",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+)
+# Pins that need a newer Python than Debian's 3.11.2 (soupsieve 4 needs ≥ 3.11.5): the
+# notebook environment takes the newest version its interpreter supports.
+UNPINNED = frozenset({"soupsieve"})
+
+
+def system_python() -> str:
+    """The system interpreter (world-executable), not the one running tre."""
+    for candidate in ("/usr/bin/python3.11", "/usr/bin/python3"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("python3")
+    if not found:
+        raise FileNotFoundError("no system python3 to build the notebook environment from")
+    return found
+
+
+def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
+    """Create (or complete) the notebook environment at `target`; returns it."""
+    pip = [str(target / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check"]
+    if not (target / "bin" / "python").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([system_python(), "-m", "venv", str(target)], check=True)  # noqa: S603
+        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)  # noqa: S603
+    constraints = target / "constraints.txt"
+    constraints.write_text(
+        "".join(
+            line + "\n"
+            for line in (repo / "constraints.txt").read_text().splitlines()
+            if line.split("==")[0].strip().lower() not in UNPINNED
+        )
+    )
+    subprocess.run(  # noqa: S603 (fixed package list, pinned by the constraints file)
+        [*pip, "install", "-c", str(constraints), *PACKAGES], check=True
+    )
+    # The client only: tre's server dependencies are deliberately not installed here.
+    subprocess.run([*pip, "install", "--no-deps", "--upgrade", str(repo)], check=True)  # noqa: S603
+    for folder in (target.parent, target):
+        os.chmod(folder, 0o755)  # noqa: S103 (researchers must execute it; it holds no secrets)
+    return target
+
+
+def workspace_ready(target: Path) -> bool:
+    """Whether `target` has the single-user server."""
+    return (target / "bin" / "jupyterhub-singleuser").exists()
