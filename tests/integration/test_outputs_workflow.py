@@ -668,3 +668,29 @@ def test_files_are_private_and_content_addressed(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     svc.remove_item(cast.alice, rid, "admissions.csv", now=NOW)
     assert not path.exists()
+
+
+def test_concurrent_checkers_never_take_more_than_the_round_needs(
+    svc: OutputService, cast: Cast
+) -> None:
+    import threading
+
+    rid = submitted(svc, cast)
+    results: list[str] = []
+    start = threading.Barrier(3)
+
+    def take(checker: Actor) -> None:
+        start.wait()
+        try:
+            svc.take_review(checker, rid, now=NOW)
+            results.append("taken")
+        except Conflict as exc:
+            results.append(exc.reason)
+
+    threads = [threading.Thread(target=take, args=(c,)) for c in (cast.c1, cast.c2, cast.c3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["reviews_full", "taken", "taken"]
+    assert len(svc.get_request(cast.w.admin, rid, now=NOW).reviews) == 2
