@@ -1,0 +1,491 @@
+"""`ingest`: raw extract + policy → validated, pseudonymised, generalised, versioned Parquet.
+
+The stages run in DuckDB SQL that tre generates from the policy (never from file content):
+
+1. read    — header against the policy; typed load (CSV via read_csv with a reject table)
+2. check   — malformed rows, wrong types, empty identifiers, nulls, categories, postcodes
+3. pseudonymise — HMAC-SHA256 of each distinct normalised identifier, vectorised in DuckDB
+4. write   — drop direct identifiers, generalise quasi-identifiers, add `_tre_rank` (row number
+             per person in a keyed order), sort by pseudonym, COPY to Parquet in staging
+5. report  — k-anonymity of the quasi-identifiers, rows per person, a suggested limit
+6. publish — manifest with checksums, verify, atomic rename to the next `v<N>`
+
+Anything that fails leaves nothing behind: the staging folder is removed, and a killed run's
+staging folder is invisible to readers and removed by the next ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich.console import Console
+
+from tre import __version__
+from tre.catalog.catalog import published_versions
+from tre.catalog.keys import KeyStore, fingerprint
+from tre.catalog.manifest import (
+    MANIFEST_NAME,
+    IngestReport,
+    KeyRef,
+    Manifest,
+    ManifestColumn,
+    ManifestFile,
+    SourceInfo,
+    sha256_file,
+)
+from tre.catalog.policy import RANK_COLUMN, DatasetPolicy, RareToOtherRule, load_policy
+from tre.errors import InternalError
+from tre.ingest import checks, source
+from tre.ingest.errors import ExtractError
+from tre.ingest.generalise import quote_ident, quote_literal, rare_to_other_sql, rule_sql
+from tre.ingest.progress import StageProgress
+from tre.ingest.pseudonym import hmac_params, hmac_sql, normalise_sql, rank_seed
+from tre.ingest.publish import clean_staging, dataset_lock, new_staging, next_version, publish
+from tre.ingest.report import ingest_report
+
+PART_PATTERN = "part-{:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Resource and layout settings of one ingest."""
+
+    memory_limit: str = "2500MB"  # DuckDB's limit; it spills to the staging folder beyond it
+    threads: int | None = None  # default: DuckDB's (all cores)
+    row_group_size: int = 262_144
+    file_size: str = "512MB"  # a new part file starts after about this many bytes
+    compression: str = "zstd"
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest did: the version it published, or the identical one already published."""
+
+    dataset: str
+    version: int
+    path: Path
+    published: bool
+    manifest: Manifest
+    timings: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def report(self) -> IngestReport:
+        """The ingest report (k-anonymity, rows per person, suggested contribution limit)."""
+        return self.manifest.report
+
+
+def ingest(
+    extract_path: str | Path,
+    policy_path: str | Path,
+    *,
+    datasets_dir: Path,
+    key_store: KeyStore,
+    options: IngestOptions | None = None,
+    console: Console | None = None,
+) -> IngestResult:
+    """Ingest one raw extract under its policy and publish it as the next version."""
+    opts = options or IngestOptions()
+    policy = load_policy(policy_path)
+    policy_file = str(policy_path)
+    extract = source.open_extract(extract_path)
+    key = key_store.load(policy.key)
+    if extract.format == "csv":
+        header = source.read_csv_header(extract)
+        source.check_columns(extract, header, policy, policy_file)
+    dataset_dir = Path(datasets_dir) / policy.name
+    with dataset_lock(dataset_dir):
+        clean_staging(dataset_dir)
+        staging = new_staging(dataset_dir)
+        try:
+            with StageProgress(opts.progress, console) as progress:
+                return _ingest_locked(
+                    extract, policy, policy_file, key, dataset_dir, staging, opts, progress
+                )
+        finally:
+            # Published: the staging folder was renamed away. Anything else: remove it.
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _connect(staging: Path, opts: IngestOptions) -> duckdb.DuckDBPyConnection:
+    spill = staging / ".tmp"
+    spill.mkdir(mode=0o700)
+    config: dict[str, Any] = {
+        "memory_limit": opts.memory_limit,
+        "temp_directory": str(spill),
+        "preserve_insertion_order": True,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if opts.threads:
+        config["threads"] = opts.threads
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    return con
+
+
+def _ingest_locked(
+    extract: source.Extract,
+    policy: DatasetPolicy,
+    policy_file: str,
+    key: bytes,
+    dataset_dir: Path,
+    staging: Path,
+    opts: IngestOptions,
+    progress: StageProgress,
+) -> IngestResult:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Hash the extract while DuckDB reads it (hashlib releases the GIL).
+        source_hash = pool.submit(sha256_file, extract.path)
+        con = _connect(staging, opts)
+        try:
+            rows = _load(con, extract, policy, policy_file, progress)
+            with progress.stage("checking rows", con):
+                checks.run_row_checks(con, "raw", extract, checks.row_checks(policy, policy_file))
+            src_sha = source_hash.result()
+            identity = (src_sha, policy.policy_hash(), fingerprint(key), __version__)
+            existing = _identical_version(dataset_dir, identity)
+            if existing is not None:
+                return existing  # identical re-run: publish nothing new
+            with progress.stage("pseudonymising", con):
+                _pseudonymise(con, policy, key)
+                _rare_categories(con, policy)
+            out_dir = staging / ".out"
+            with progress.stage("writing Parquet", con):
+                _write(con, policy, key, out_dir, opts)
+            files = _collect_parts(out_dir, staging)
+            with progress.stage("ingest report", con):
+                schema, report, out_rows, people = _describe_output(con, staging, files, policy)
+        finally:
+            con.close()
+    if out_rows != rows:
+        raise InternalError(f"ingest wrote {out_rows} rows for {rows} input rows")
+    shutil.rmtree(staging / ".tmp", ignore_errors=True)
+    shutil.rmtree(staging / ".out", ignore_errors=True)
+    with progress.stage("publishing"):
+        version = next_version(dataset_dir)
+        manifest = Manifest(
+            dataset=policy.name,
+            version=version,
+            title=policy.title,
+            tre_version=__version__,
+            created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            policy_hash=policy.policy_hash(),
+            policy=policy.model_dump(mode="json", by_alias=True),
+            key=KeyRef(name=policy.key, fingerprint=fingerprint(key)),
+            source=SourceInfo(
+                file_name=extract.path.name,
+                format=extract.format,
+                sha256=src_sha,
+                bytes=extract.path.stat().st_size,
+                rows=rows,
+            ),
+            row_count=out_rows,
+            person_count=people,
+            pseudonym_column=policy.pseudonym_column,
+            rank_column=RANK_COLUMN,
+            contribution_limit=policy.contribution_limit,
+            columns=_manifest_columns(policy, schema),
+            files=tuple(files),
+            report=report,
+        )
+        (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        _verify_staged(staging, manifest)
+        path = publish(staging, dataset_dir, version)
+    return IngestResult(policy.name, version, path, True, manifest, tuple(progress.timings.items()))
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    extract: source.Extract,
+    policy: DatasetPolicy,
+    policy_file: str,
+    progress: StageProgress,
+) -> int:
+    """Read the extract into table `raw` with the policy's types; rowid = position in file."""
+    with progress.stage("reading extract", con):
+        if extract.format == "csv":
+            header = source.read_csv_header(extract)
+            enums = source.enum_columns(policy)
+            for name, cats in enums.items():
+                values = ", ".join(quote_literal(c) for c in cats)
+                con.execute(
+                    f"CREATE TYPE {quote_ident(source.enum_type_name(name))} AS ENUM ({values})"
+                )
+            sql = source.csv_source_sql(extract, header, policy, enums)
+            try:
+                con.execute(f"CREATE TEMP TABLE raw AS {sql}")
+            except duckdb.Error:
+                # DuckDB's message may quote file content: never forward it.
+                raise ExtractError(
+                    extract.shown,
+                    "the file cannot be read as CSV",
+                    hint="Check that it is UTF-8 CSV with a comma delimiter and a header line.",
+                ) from None
+            checks.check_rejects(con, extract, policy)
+        else:
+            schema = source.parquet_schema(extract, con)
+            source.check_columns(extract, [n for n, _ in schema], policy, policy_file)
+            source.check_parquet_types(extract, schema, policy, policy_file)
+            checks.run_parquet_cast_checks(
+                con, extract, source.parquet_cast_failures_sql(extract, schema, policy)
+            )
+            con.execute(
+                f"CREATE TEMP TABLE raw AS SELECT * FROM "
+                f"{source.parquet_source_sql(extract, schema, policy)}"
+            )
+    (rows,) = con.execute("SELECT count(*) FROM raw").fetchone() or (0,)
+    if rows == 0:
+        raise ExtractError(
+            extract.shown,
+            "the extract has no data rows",
+            hint="Export the extract again; an empty dataset is never published.",
+            reason="empty_extract",
+        )
+    return int(rows)
+
+
+def _identical_version(
+    dataset_dir: Path, identity: tuple[str, str, str, str]
+) -> IngestResult | None:
+    """The latest version if it came from the same bytes, policy, key and tre version."""
+    versions = published_versions(dataset_dir)
+    if not versions:
+        return None
+    version, path = max(versions.items())
+    manifest = Manifest.read(path)
+    same = (
+        manifest.source.sha256,
+        manifest.policy_hash,
+        manifest.key.fingerprint,
+        manifest.tre_version,
+    ) == identity
+    return IngestResult(manifest.dataset, version, path, False, manifest) if same else None
+
+
+def _id_columns(policy: DatasetPolicy) -> list[str]:
+    """Person-identifier columns, the privacy unit first."""
+    others = [
+        n
+        for n, c in policy.columns.items()
+        if c.column_class == "person_identifier" and n != policy.privacy_unit
+    ]
+    return [policy.privacy_unit, *others]
+
+
+def _pseudonymise(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, key: bytes) -> None:
+    """Table `_tre_ids_<i>` per identifier column: raw id → pseudonym, sort position, rows.
+
+    HMAC runs once per distinct identifier, not per row; `pord` numbers pseudonyms in sorted
+    order so that the big sort compares integers instead of 64-character strings.
+    """
+    params = hmac_params(key)
+    for i, name in enumerate(_id_columns(policy)):
+        q = quote_ident(name)
+        con.execute(
+            f"""
+            CREATE TEMP TABLE _tre_ids_{i} AS
+            WITH raw_ids AS (SELECT {q} AS raw_id, count(*) AS n FROM raw
+                             WHERE {q} IS NOT NULL GROUP BY {q}),
+                 norm AS (SELECT raw_id, n, {normalise_sql("raw_id")} AS nid FROM raw_ids),
+                 pseud AS (SELECT nid, {hmac_sql("nid")} AS pid
+                           FROM (SELECT DISTINCT nid FROM norm))
+            SELECT norm.raw_id, norm.n, pseud.pid, dense_rank() OVER (ORDER BY pseud.pid) AS pord
+            FROM norm JOIN pseud USING (nid)
+            """,
+            params,
+        )
+
+
+def _rare_categories(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy) -> None:
+    """Table `_tre_keep_<column>` of the values held by at least min_count people."""
+    rare = {
+        n: c.generalise
+        for n, c in policy.columns.items()
+        if isinstance(c.generalise, RareToOtherRule)
+    }
+    if not rare:
+        return
+    # Counting raw identifiers is exact when no two raw spellings normalise to one person.
+    (raw_ids, people) = con.execute(
+        "SELECT count(*), count(DISTINCT pord) FROM _tre_ids_0"
+    ).fetchone() or (0, 0)
+    unit = quote_ident(policy.privacy_unit)
+    person = unit if raw_ids == people else normalise_sql(unit)
+    for name, rule in rare.items():
+        assert isinstance(rule, RareToOtherRule)
+        q = quote_ident(name)
+        con.execute(
+            f"CREATE TEMP TABLE {_keep_table(name)} AS SELECT {q} AS v FROM raw "
+            f"WHERE {q} IS NOT NULL GROUP BY {q} "
+            f"HAVING count(DISTINCT {person}) >= {int(rule.min_count)}"
+        )
+
+
+def _keep_table(column: str) -> str:
+    return quote_ident(f"_tre_keep_{column}")
+
+
+def _select_list(policy: DatasetPolicy) -> list[str]:
+    """The output columns as SQL over `r` (raw) and `m<i>` (identifier maps).
+
+    The pseudonym comes first (files are sorted by it), then the other columns in policy order.
+    """
+    ids = _id_columns(policy)
+    first: list[str] = []
+    rest: list[str] = []
+    for name, col in policy.columns.items():
+        out_name = policy.output_name(name)
+        if out_name is None:
+            continue
+        r = f"r.{quote_ident(name)}"
+        if col.column_class == "person_identifier":
+            expr = f"m{ids.index(name)}.pid"
+        elif isinstance(col.generalise, RareToOtherRule):
+            expr = rare_to_other_sql(r, col.generalise, _keep_table(name))
+        elif col.generalise is not None:
+            expr = rule_sql(r, col.generalise)
+        else:
+            expr = r
+        (first if name == policy.privacy_unit else rest).append(
+            f"{expr} AS {quote_ident(out_name)}"
+        )
+    return first + rest
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    policy: DatasetPolicy,
+    key: bytes,
+    out_dir: Path,
+    opts: IngestOptions,
+) -> None:
+    """One COPY: join pseudonyms, generalise, rank per person, sort by pseudonym, write Parquet."""
+    ids = _id_columns(policy)
+    joins = []
+    for i, name in enumerate(ids):
+        kind = "JOIN" if i == 0 else "LEFT JOIN"
+        joins.append(f"{kind} _tre_ids_{i} m{i} ON r.{quote_ident(name)} = m{i}.raw_id")
+    select = ",\n       ".join(_select_list(policy))
+    # Keyed order within a person: a hash of the row's position mixed with a secret seed
+    # derived from the custodian key (the order must not follow file order or values).
+    rank = (
+        f"row_number() OVER (PARTITION BY m0.pord ORDER BY hash(r.rowid, $seed)) "
+        f"AS {quote_ident(RANK_COLUMN)}"
+    )
+    sql = f"""
+        COPY (
+            SELECT {select},
+                   {rank}
+            FROM raw r
+            {" ".join(joins)}
+            ORDER BY m0.pord, {quote_ident(RANK_COLUMN)}
+        ) TO {quote_literal(str(out_dir))} (
+            FORMAT parquet,
+            COMPRESSION {opts.compression},
+            ROW_GROUP_SIZE {int(opts.row_group_size)},
+            FILE_SIZE_BYTES {quote_literal(opts.file_size)}
+        )
+    """
+    con.execute(sql, {"seed": rank_seed(key)})
+
+
+def _collect_parts(out_dir: Path, staging: Path) -> list[ManifestFile]:
+    """Move DuckDB's `data_<i>.parquet` files to `part-<i>.parquet` in order, with checksums."""
+    import pyarrow.parquet as pq
+
+    written = sorted(out_dir.glob("*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    files = []
+    for i, path in enumerate(written):
+        target = staging / PART_PATTERN.format(i)
+        path.rename(target)
+        files.append(
+            ManifestFile(
+                path=target.name,
+                sha256=sha256_file(target),
+                bytes=target.stat().st_size,
+                rows=pq.ParquetFile(target).metadata.num_rows,
+            )
+        )
+    return files
+
+
+def _describe_output(
+    con: duckdb.DuckDBPyConnection, staging: Path, files: list[ManifestFile], policy: DatasetPolicy
+) -> tuple[dict[str, str], IngestReport, int, int]:
+    """Physical schema, ingest report, row and person counts of the staged files."""
+    paths = ", ".join(quote_literal(str(staging / f.path)) for f in files)
+    src = f"read_parquet([{paths}])"
+    schema = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    pid = policy.pseudonym_column
+    rows = sum(f.rows for f in files)
+    qis = tuple(
+        out
+        for name, col in policy.columns.items()
+        if col.column_class == "quasi_identifier" and (out := policy.output_name(name))
+    )
+    report = ingest_report(con, src, pid, qis, "_tre_ids_0", policy.contribution_limit)
+    return schema, report, rows, report.rows_per_person.people
+
+
+def _manifest_columns(policy: DatasetPolicy, schema: dict[str, str]) -> tuple[ManifestColumn, ...]:
+    by_output = {policy.output_name(n): n for n in policy.columns}
+    cols = []
+    for out_name, physical in schema.items():
+        if out_name == RANK_COLUMN:
+            cols.append(
+                ManifestColumn(
+                    name=RANK_COLUMN,
+                    source=None,
+                    column_class="rank",
+                    type="integer",
+                    physical_type=physical,
+                    nullable=False,
+                    description="Row number within the person, in a keyed random order "
+                    "(1..rows of that person); contribution bounding keeps _tre_rank <= k.",
+                    group_by="forbidden",
+                    allow_quantiles=False,
+                )
+            )
+            continue
+        raw = by_output[out_name]
+        assert raw is not None
+        col = policy.columns[raw]
+        cols.append(
+            ManifestColumn(
+                name=out_name,
+                source=raw,
+                column_class=col.column_class,
+                type=col.output_type,
+                physical_type=physical,
+                nullable=col.nullable,
+                description=col.description,
+                generalisation=col.generalise.rule if col.generalise is not None else None,
+                bounds=col.bounds,
+                categories=col.public_categories,
+                group_by=col.effective_group_by,
+                allow_quantiles=col.effective_allow_quantiles
+                if col.column_class != "person_identifier"
+                else False,
+                scale=col.effective_scale,
+            )
+        )
+    return tuple(cols)
+
+
+def _verify_staged(staging: Path, manifest: Manifest) -> None:
+    """Re-read every staged file and compare with the manifest before publishing."""
+    for f in manifest.files:
+        p = staging / f.path
+        if p.stat().st_size != f.bytes or sha256_file(p) != f.sha256:
+            raise InternalError(f"staged file {f.path} changed before publication")
+    extra = {p.name for p in staging.iterdir()} - {f.path for f in manifest.files} - {MANIFEST_NAME}
+    if extra:
+        raise InternalError(f"unexpected files in staging: {sorted(extra)}")
