@@ -87,6 +87,9 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    from tre import web  # here, not at the top: tre.web imports tre.api's dependencies
+
+    app.include_router(web.router())
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
