@@ -8,6 +8,7 @@ then asks OpenDP for the loss at that scale and widens the scale until OpenDP ag
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,8 +89,26 @@ def gaussian_scale_for(l2_sensitivity: float, rho: float) -> float:
 
 
 def gaussian_half_width(scale: float, alpha: float = ALPHA_95) -> float:
-    """Half-width of the (1-alpha) interval of OpenDP's discrete Gaussian at `scale`."""
-    return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
+    """Half-width of the (1-alpha) interval of OpenDP's discrete Gaussian at `scale`.
+
+    OpenDP's exact discrete accuracy sums the probability mass integer by integer, so its time
+    grows linearly with the scale (about 0.5 s at 1e6, minutes at the 1e8 of a fixed-point sum
+    of costs): it is used only up to `EXACT_ACCURACY_MAX_SCALE`. Above, the discrete Gaussian's
+    tail beyond t is the continuous Gaussian's beyond t − ½ (Poisson summation; the error is
+    below e^(−2π²σ²), nothing at σ ≥ 10⁴), so OpenDP's continuous accuracy plus one, rounded
+    up, is an upper bound on the exact value (and at most one unit above it).
+    """
+    return _half_width(float(scale), float(alpha))
+
+
+EXACT_ACCURACY_MAX_SCALE = 1e4
+
+
+@functools.lru_cache(maxsize=4096)
+def _half_width(scale: float, alpha: float) -> float:
+    if scale <= EXACT_ACCURACY_MAX_SCALE:
+        return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
+    return float(math.ceil(dp.gaussian_scale_to_accuracy(scale, alpha) + 1.0))
 
 
 def release_integers(values: Sequence[int], l2_sensitivity: float, rho: float) -> NoisyVector:
