@@ -53,8 +53,12 @@ HEALTH_POLICY: dict[str, Any] = {
             "type": "date",
             "generalise": {"rule": "year", "output": "birth_year"},
         },
-        "sex": {"class": "quasi_identifier", "type": "category", "generalise": {"rule": "keep"},
-                "categories": ["F", "M"]},
+        "sex": {
+            "class": "quasi_identifier",
+            "type": "category",
+            "generalise": {"rule": "keep"},
+            "categories": ["F", "M"],
+        },
         "postcode": {
             "class": "quasi_identifier",
             "type": "string",
@@ -120,8 +124,10 @@ def health_rows(people: int = 40, seed: int = 1, rare_region: bool = True) -> li
         name = f"Testname{p} Surname{p % 7}"
         dob = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 25000))
         sex = rng.choice(["F", "M"])
-        postcode = f"{rng.choice(['LS', 'M', 'B'])}{rng.randrange(1, 20)} {rng.randrange(1, 9)}" \
+        postcode = (
+            f"{rng.choice(['LS', 'M', 'B'])}{rng.randrange(1, 20)} {rng.randrange(1, 9)}"
             f"{rng.choice('ABDEFGHJ')}{rng.choice('LNPQRSTU')}"
+        )
         region = "Isles of Scilly" if (rare_region and p == 0) else rng.choice(REGIONS)
         for _ in range(rng.randint(1, 6)):
             adm = dt.date(2018, 1, 1) + dt.timedelta(days=rng.randrange(0, 2000))

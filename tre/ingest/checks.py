@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,30 +156,75 @@ def row_checks(policy: DatasetPolicy, policy_file: str) -> list[Check]:
     return checks
 
 
-def check_rejects(con: duckdb.DuckDBPyConnection, extract: Extract, policy: DatasetPolicy) -> None:
-    """Fail on the first CSV row DuckDB could not parse (malformed, wrong type)."""
+def check_rejects(
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    policy: DatasetPolicy,
+    header: list[str],
+    types: dict[str, str],
+) -> None:
+    """Fail on the first CSV row DuckDB could not parse (malformed, wrong type).
+
+    `header` and `types` (column → the SQL type it was read as) let the failing field be
+    found again: DuckDB names the wrong column in its reject table when it skipped reading
+    some columns (here: the direct identifiers).
+    """
     row = con.execute(
-        "SELECT line, line_byte_position, column_name, CAST(error_type AS VARCHAR), "
+        "SELECT line, line_byte_position, CAST(error_type AS VARCHAR), "
         "count(*) OVER () FROM reject_errors ORDER BY line, column_idx LIMIT 1"
     ).fetchone()
     if row is None:
         return
-    line, line_byte, column, kind, count = row
+    line, line_byte, kind, count = row
     problem, hint = _REJECTS.get(str(kind), ("the row cannot be read", "Check the CSV syntax."))
-    col = str(column) if column else None
-    if col and col in policy.columns:
+    col = None
+    if kind == "CAST" and line_byte is not None:
+        col = _failing_field(con, extract, int(line_byte), header, types)
+    if col is not None:
         ctype = policy.columns[col].type
         problem = problem.format(type=_TYPE_WORDS.get(ctype, ctype))
         hint = hint.format(col=col)
-    if kind == "CAST" and col and col in policy.columns and policy.columns[col].categories:
-        problem = "the value is not in the policy's public category list"
-        hint = f"Add the category to `columns.{col}.categories` in the policy, or fix the extract."
-    if kind != "CAST":
-        col = None  # the whole row is malformed, not one field
+        if policy.columns[col].categories is not None and ctype in ("string", "category"):
+            problem = "the value is not in the policy's public category list"
+            hint = (
+                f"Add the category to `columns.{col}.categories` in the policy, or fix the extract."
+            )
+    elif kind == "CAST":
+        problem = "a value does not have the type the policy gives its column"
+        hint = "Check the row against the policy's column types."
     physical = _physical_line(extract, int(line_byte)) if line_byte is not None else int(line)
     raise ExtractError(
         extract.shown, problem, line=physical, column=col, hint=hint, count=int(count)
     )
+
+
+def _failing_field(
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    byte_position: int,
+    header: list[str],
+    types: dict[str, str],
+) -> str | None:
+    """The first field of the record at `byte_position` that does not parse as its type."""
+    opener = gzip.open if extract.path.name.lower().endswith(".gz") else open
+    with opener(extract.path, "rb") as raw:
+        raw.seek(byte_position)
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        record = next(csv.reader(text), None)
+    if record is None or len(record) != len(header):
+        return None
+    for name, value in zip(header, record, strict=True):
+        sql_type = types[name]
+        if value == "" or sql_type == "VARCHAR":
+            continue
+        if sql_type == "DATE":
+            parsed = "try_strptime($v, '%Y-%m-%d')"
+        else:
+            parsed = f"TRY_CAST($v AS {sql_type})"
+        (failed,) = con.execute(f"SELECT {parsed} IS NULL", {"v": value}).fetchone() or (False,)
+        if failed:
+            return name
+    return None
 
 
 def run_row_checks(

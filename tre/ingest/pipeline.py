@@ -229,7 +229,9 @@ def _load(
                     "the file cannot be read as CSV",
                     hint="Check that it is UTF-8 CSV with a comma delimiter and a header line.",
                 ) from None
-            checks.check_rejects(con, extract, policy)
+            checks.check_rejects(
+                con, extract, policy, header, source.csv_types(header, policy, enums)
+            )
         else:
             schema = source.parquet_schema(extract, con)
             source.check_columns(extract, [n for n, _ in schema], policy, policy_file)

@@ -205,6 +205,16 @@ def enum_type_name(column: str) -> str:
     return f"_tre_enum_{column}"
 
 
+def csv_types(
+    header: list[str], policy: DatasetPolicy, enums: dict[str, tuple[str, ...]]
+) -> dict[str, str]:
+    """Column → the SQL type the CSV reader parses it as."""
+    return {
+        c: quote_ident(enum_type_name(c)) if c in enums else DUCKDB_TYPES[policy.columns[c].type]
+        for c in header
+    }
+
+
 def csv_source_sql(
     extract: Extract, header: list[str], policy: DatasetPolicy, enums: dict[str, tuple[str, ...]]
 ) -> str:
@@ -213,10 +223,7 @@ def csv_source_sql(
     Rows that do not parse go to DuckDB's reject tables. Direct identifiers are read as text
     (to check the row's shape) but never selected, so they are never stored.
     """
-    types = {
-        c: quote_ident(enum_type_name(c)) if c in enums else DUCKDB_TYPES[policy.columns[c].type]
-        for c in header
-    }
+    types = csv_types(header, policy, enums)
     cols = ", ".join(f"{quote_literal(c)}: {quote_literal(types[c])}" for c in header)
     kept = ", ".join(
         quote_ident(c) for c in header if policy.columns[c].column_class != "direct_identifier"
