@@ -59,11 +59,28 @@ def _int_space() -> tuple[Any, Any]:
     return dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64")
 
 
+def _widen(loss: Any, scale: float, target: float) -> float:
+    """The first scale from `scale` upwards whose `loss(scale)` is at most `target`.
+
+    Steps grow geometrically (1 ppm, 2 ppm, 4 ppm, …), so a privacy map that rounds up by more
+    than expected costs a few dozen OpenDP calls, never an unbounded loop in the service.
+    """
+    step = 1e-6
+    for _ in range(200):
+        if loss(scale) <= target:
+            return scale
+        scale *= 1.0 + step
+        step *= 2.0
+    raise ValueError("no noise scale reaches this privacy loss")
+
+
+@functools.lru_cache(maxsize=256)
 def gaussian_measurement(scale: float) -> Any:
-    """OpenDP's discrete Gaussian on integer vectors (zCDP), at `scale`."""
+    """OpenDP's discrete Gaussian on integer vectors (zCDP), at `scale` (built once per scale)."""
     return dp.m.make_gaussian(*_int_space(), scale=scale)
 
 
+@functools.lru_cache(maxsize=4096)
 def gaussian_rho(l2_sensitivity: float, scale: float) -> float:
     """ρ of the discrete Gaussian at `scale` for an L2 sensitivity, from OpenDP's privacy map."""
     if l2_sensitivity == 0:
@@ -76,6 +93,7 @@ def gaussian_rho(l2_sensitivity: float, scale: float) -> float:
     return float(m.map(float(l2_sensitivity)))
 
 
+@functools.lru_cache(maxsize=4096)
 def gaussian_scale_for(l2_sensitivity: float, rho: float) -> float:
     """The smallest scale (to 1 ppm) whose OpenDP loss for `l2_sensitivity` is at most `rho`."""
     if rho <= 0:
@@ -83,9 +101,7 @@ def gaussian_scale_for(l2_sensitivity: float, rho: float) -> float:
     if l2_sensitivity == 0:
         return 1.0
     scale = l2_sensitivity / math.sqrt(2 * rho)
-    while gaussian_rho(l2_sensitivity, scale) > rho:
-        scale *= 1.000001
-    return scale
+    return _widen(lambda s: gaussian_rho(l2_sensitivity, s), scale, rho)
 
 
 def gaussian_half_width(scale: float, alpha: float = ALPHA_95) -> float:
@@ -129,6 +145,7 @@ def _threshold_space() -> tuple[Any, Any]:
     return domain, dp.l02inf_distance(dp.absolute_distance(T="i64"))
 
 
+@functools.lru_cache(maxsize=4096)
 def threshold_cost(
     *, l0: int, l2: float, linf: int, scale: float, threshold: int
 ) -> tuple[float, float]:
@@ -139,6 +156,7 @@ def threshold_cost(
     return float(rho), float(delta)
 
 
+@functools.lru_cache(maxsize=1024)
 def threshold_params(
     *, l0: int, l2: float, linf: int, rho: float, delta: float
 ) -> tuple[float, int]:
@@ -158,8 +176,9 @@ def threshold_params(
             lo = mid
         else:
             hi = mid
-    while threshold_cost(l0=l0, l2=l2, linf=linf, scale=scale, threshold=hi)[0] > rho:
-        scale *= 1.000001
+    scale = _widen(
+        lambda s: threshold_cost(l0=l0, l2=l2, linf=linf, scale=s, threshold=hi)[0], scale, rho
+    )
     return scale, hi
 
 
@@ -229,12 +248,15 @@ def quantile_scores(
 
 def quantile_scale_for(candidates: Sequence[float], alpha: float, d_in: int, rho: float) -> float:
     """The smallest scale whose OpenDP loss (scores → noisy min) at `d_in` is at most `rho`."""
+    return _quantile_scale(tuple(float(c) for c in candidates), float(alpha), int(d_in), rho)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quantile_scale(candidates: tuple[float, ...], alpha: float, d_in: int, rho: float) -> float:
     t = _score_space(candidates, alpha)
     sens = float(t.map(d_in))
     scale = max(sens, 1.0) / math.sqrt(2 * rho)
-    while _quantile_measurement(t, scale).map(d_in) > rho:
-        scale *= 1.000001
-    return scale
+    return _widen(lambda s: float(_quantile_measurement(t, s).map(d_in)), scale, rho)
 
 
 def _quantile_measurement(t: Any, scale: float) -> Any:
@@ -265,12 +287,18 @@ def release_quantile(
 
 def quantile_rho(candidates: Sequence[float], alpha: float, d_in: int, scale: float) -> float:
     """ρ of tre's quantile release at `scale` for `d_in` rows per person, from OpenDP's map."""
+    return _quantile_rho(tuple(float(c) for c in candidates), float(alpha), int(d_in), scale)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quantile_rho(candidates: tuple[float, ...], alpha: float, d_in: int, scale: float) -> float:
     return float(_quantile_measurement(_score_space(candidates, alpha), scale).map(d_in))
 
 
 # --- conversions ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def rho_to_epsilon(rho: float, delta: float) -> float:
     """ε of (ε, δ)-DP implied by ρ-zCDP, from OpenDP's zCDP → approximate-DP conversion."""
     if rho <= 0:
@@ -288,6 +316,7 @@ def rho_to_epsilon(rho: float, delta: float) -> float:
     return float(profile.epsilon(delta))
 
 
+@functools.lru_cache(maxsize=1024)
 def epsilon_to_rho(epsilon: float, delta: float) -> float:
     """The largest ρ (to 1e-12 relative) whose OpenDP conversion gives at most (ε, δ)-DP."""
     if epsilon <= 0 or delta <= 0:
@@ -318,8 +347,13 @@ def apply_threshold(counts: Mapping[str, int], scale: float, threshold: int) -> 
     """Release the counts that pass OpenDP's Gaussian threshold measurement at (scale, τ)."""
     if not counts:
         return {}
-    m = dp.m.make_gaussian_threshold(*_threshold_space(), scale=scale, threshold=threshold)
+    m = _threshold_measurement(scale, threshold)
     return {str(k): int(v) for k, v in m({str(k): int(v) for k, v in counts.items()}).items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _threshold_measurement(scale: float, threshold: int) -> Any:
+    return dp.m.make_gaussian_threshold(*_threshold_space(), scale=scale, threshold=threshold)
 
 
 def pick_quantile(
@@ -330,9 +364,20 @@ def pick_quantile(
     scale: float,
 ) -> float:
     """The candidate OpenDP's noisy min over exact quantile scores picks, at a fixed scale."""
+    cands = tuple(float(c) for c in candidates)
+    weights, noisy_min = _quantile_picker(cands, float(alpha), float(scale))
+    scores = quantile_scores(bin_counts, equal_counts, weights)
+    return cands[int(noisy_min(scores))]
+
+
+@functools.lru_cache(maxsize=64)
+def _quantile_picker(
+    candidates: tuple[float, ...], alpha: float, scale: float
+) -> tuple[tuple[int, int], Any]:
+    # Built once per (candidates, α, scale): a grouped median picks once per group, and
+    # rebuilding OpenDP's transformation and measurement per group cost ~8 ms each.
     t = _score_space(candidates, alpha)
-    scores = quantile_scores(bin_counts, equal_counts, quantile_weights(candidates, alpha))
     noisy_min = dp.m.make_noisy_max(
         t.output_domain, t.output_metric, dp.zero_concentrated_divergence(), scale, negate=True
     )
-    return float(candidates[int(noisy_min(scores))])
+    return quantile_weights(candidates, alpha), noisy_min

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 MAX_PUBLIC_KEYS = 10_000
 MAX_ENUMERATE = 100_000
+SANDBOX_MS = 2000
 
 
 def _literal(node: exp.Expression) -> tuple[bool, Scalar]:
@@ -59,6 +60,10 @@ def _sandbox() -> duckdb.DuckDBPyConnection:
         config={
             "threads": 1,
             "memory_limit": "256MB",
+            # Key sets are at most 100,000 values of a short expression: milliseconds. A time
+            # limit keeps a pathological expression from holding the service process.
+            "max_execution_time": SANDBOX_MS,
+            "temp_directory": "",
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         },
@@ -158,46 +163,52 @@ def public_keys_of(info: Info) -> list[Scalar] | None:
     return None
 
 
+def _column_type(values: list[Scalar]) -> Any:
+    import pyarrow as pa
+
+    kinds = {
+        "bool"
+        if isinstance(x, bool)
+        else "int"
+        if isinstance(x, int)
+        else "float"
+        if isinstance(x, float)
+        else "str"
+        for x in values
+        if x is not None
+    }
+    if kinds == {"bool"}:
+        return pa.bool_()
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds and kinds <= {"int", "float"}:
+        return pa.float64()
+    return pa.string()
+
+
 def _filter(
     rows: list[tuple[Scalar, ...]], having_sql: str | None, n: int
 ) -> list[tuple[Scalar, ...]]:
     if not having_sql or not rows:
         return rows
+    import pyarrow as pa
+
+    # One typed Arrow table (not a row-by-row insert: 10,000 keys took seconds of the service
+    # process's time); parameters keep key values out of generated SQL text.
+    columns: dict[str, Any] = {}
+    for j in range(n):
+        values = [r[j] for r in rows]
+        typ = _column_type(values)
+        if typ == pa.string():
+            values = [None if x is None else str(x) for x in values]
+        elif typ == pa.float64():
+            values = [None if x is None else float(x) for x in values]
+        columns[f"__tre_k{j}"] = pa.array(values, type=typ)
+    columns["__tre_i"] = pa.array(range(len(rows)), type=pa.int64())
+    table = pa.table(columns)
     con = _sandbox()
     try:
-        # Typed insert through parameters keeps key values out of generated SQL text.
-        first = rows[0]
-        types = [
-            "DOUBLE"
-            if isinstance(v, float)
-            else "BIGINT"
-            if isinstance(v, int) and not isinstance(v, bool)
-            else "BOOLEAN"
-            if isinstance(v, bool)
-            else "VARCHAR"
-            for v in first
-        ]
-        for i, r in enumerate(rows):
-            for j, v in enumerate(r):
-                if v is not None and i:
-                    t = (
-                        "DOUBLE"
-                        if isinstance(v, float)
-                        else "BIGINT"
-                        if isinstance(v, int) and not isinstance(v, bool)
-                        else "BOOLEAN"
-                        if isinstance(v, bool)
-                        else "VARCHAR"
-                    )
-                    if types[j] != t:
-                        types[j] = "DOUBLE" if {types[j], t} <= {"DOUBLE", "BIGINT"} else "VARCHAR"
-        con.execute(
-            f"CREATE TEMP TABLE __tre_keys ({', '.join(f'__tre_k{i} {t}' for i, t in enumerate(types))}, __tre_i BIGINT)"
-        )
-        con.executemany(
-            f"INSERT INTO __tre_keys VALUES ({', '.join('?' for _ in range(n + 1))})",
-            [[*r, i] for i, r in enumerate(rows)],
-        )
+        con.register("__tre_keys", table)
         kept = {
             r[0]
             for r in con.execute(f"SELECT __tre_i FROM __tre_keys WHERE {having_sql}").fetchall()

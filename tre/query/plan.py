@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tre.privacy import mechanisms
+from tre.query.errors import QueryRefused
 from tre.query.model import (
     AggKind,
     NoKeys,
@@ -23,6 +24,8 @@ from tre.query.model import (
 )
 
 MAX_QUANTILE_CANDIDATES = 1000
+# Each quantile cell is a noisy max over up to 1,000 scores in the service process (~2 ms).
+MAX_QUANTILE_CELLS = 1000
 DEFAULT_THRESHOLD_DELTA = 1e-7
 
 
@@ -119,6 +122,21 @@ def plan(
     else:
         groups = bound
     touch = min(bound, groups)  # groups one person can appear in
+    n_quantiles = sum(a.kind is AggKind.QUANTILE for a in v.aggregates)
+    if n_quantiles and isinstance(v.keys, ThresholdKeys):
+        raise QueryRefused(
+            "quantiles (MEDIAN, quantile_*, MIN/MAX) are answered only for public group keys",
+            reason="quantile_needs_public_keys",
+            hint="Group by columns with public categories, a CASE with literal results or a "
+            "binning such as floor(x / 10) * 10 of a bounded column.",
+        )
+    if n_quantiles * groups > MAX_QUANTILE_CELLS:
+        raise QueryRefused(
+            f"the query asks for {n_quantiles * groups} quantile cells; at most "
+            f"{MAX_QUANTILE_CELLS} are answered in one query",
+            reason="too_many_groups",
+            hint="Group quantiles by fewer or coarser keys, or ask for fewer quantiles.",
+        )
 
     items: list[str] = []
     specs: list[tuple[MeasureKind, str, float, int, dict[str, object]]] = []

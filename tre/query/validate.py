@@ -35,6 +35,10 @@ MAX_LITERAL_CHARS = 200
 MAX_NUMBER = 1e12
 MAX_IN_LIST = 200
 MAX_JOINS = 3
+# Each aggregate costs planning work in the service process (an OpenDP scale search; for a
+# quantile also a scored candidate set and a statement of its own): cap them.
+MAX_AGGREGATES = 32
+MAX_QUANTILES = 8
 
 ALLOWED_SHAPE = (
     "SELECT group keys and aggregates (COUNT(*), COUNT(DISTINCT <person>), COUNT(x), SUM, AVG, "
@@ -1103,6 +1107,21 @@ def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQu
         used_names.add(name.lower())
         if isinstance(node, _AGGS):
             aggregates.append(_agg(node, check, rel, name))
+            if len(aggregates) > MAX_AGGREGATES:
+                raise refuse(
+                    node,
+                    f"at most {MAX_AGGREGATES} aggregates are allowed in one query",
+                    "Split the question into several queries.",
+                    reason="too_many_aggregates",
+                )
+            if sum(a.kind is AggKind.QUANTILE for a in aggregates) > MAX_QUANTILES:
+                raise refuse(
+                    node,
+                    f"at most {MAX_QUANTILES} quantiles (MEDIAN, quantile_*, MIN/MAX) are "
+                    "allowed in one query",
+                    "Split the question into several queries.",
+                    reason="too_many_aggregates",
+                )
             outputs.append(OutputColumn(name, "aggregate", len(aggregates) - 1))
             continue
         if isinstance(node, exp.AggFunc) or (
