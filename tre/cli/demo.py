@@ -240,7 +240,7 @@ def ensure_governance(
                     budget=ledger,
                     now=now,
                 )
-                created.append(f"registered {a.dataset}")
+                created.append(f"governance for {a.dataset} (custodian {a.username}, cap)")
         lead = g.load_actor(s, ids[LEAD])
         existing = [p for p in g.list_projects(s, lead, now=now) if p.title == PROJECT_TITLE]
     if existing:
@@ -414,6 +414,16 @@ def print_welcome(console: Console, state: DemoState, settings: Settings) -> Non
     console.print("Ctrl-C stops everything.")
 
 
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the stack (a background start would ignore SIGINT)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def demo(
     people: int = typer.Option(5000, min=100, max=200_000, help="Synthetic people to generate."),
     seed: int = typer.Option(2024, help="Seed of the synthetic population."),
@@ -431,11 +441,12 @@ def demo(
         settings, people=people, seed=seed, api_url=api_url, hub_url=hub_url, console=console
     )
     for what in state.created:
-        console.print(f"  created {what}")
+        console.print(f"  + {what}")
     if setup_only:
         print_welcome(console, state, settings)
         return
     procs: list[subprocess.Popen[bytes]] = []
+    _interrupt_on_signals()
     try:
         api = start_api(settings, "127.0.0.1", api_port)
         procs.append(api)

@@ -1,0 +1,77 @@
+"""The e2e fixtures: one real JupyterHub (embedded setup, as root) over one demo API per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.stack import Stack, free_port, running_stack
+from tre.cli.demo import stop, wait_healthy
+from tre.hub.launch import WORKSPACE_ENV, layout_for, start_hub
+from tre.hub.workspace import build_workspace_env, workspace_ready
+
+PASSWORD = "a long test password 1"
+
+
+@dataclass
+class Hub:
+    stack: Stack
+    url: str
+    log: Path
+
+
+def _admin_post(stack: Stack, path: str, body: dict[str, object]) -> dict[str, object]:
+    r = httpx.post(
+        f"{stack.api_url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {stack.session('admin')}"},
+    )
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[Hub]:
+    if not workspace_ready(WORKSPACE_ENV):
+        build_workspace_env(WORKSPACE_ENV)
+    # Not under pytest's 0700 temp folder: the data root's own modes must be what stops a kernel.
+    root = Path(tempfile.mkdtemp(prefix="tre-hub-test-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    with running_stack(root) as stack:
+        for username, until in (("noaccred", None), ("noproject", "2099-01-01")):
+            _admin_post(
+                stack,
+                "/users",
+                {
+                    "username": username,
+                    "display_name": username,
+                    "roles": ["researcher"],
+                    "accredited_until": until,
+                    "password": PASSWORD,
+                },
+            )
+        port = free_port()
+        log = root / "hub.log"
+        layout = layout_for(
+            stack.settings, api_url=stack.api_url, port=port, homes_root=root / "homes"
+        )
+        (root / "homes").mkdir(mode=0o755)
+        proc = start_hub(
+            stack.settings, api_url=stack.api_url, port=port, layout=layout, log_path=log
+        )
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/hub/health", proc, timeout=60)
+            yield Hub(stack=stack, url=f"http://127.0.0.1:{port}", log=log)
+        finally:
+            stop([proc])
+            for name in ("tre-ada", "tre-ben", "tre-noaccred", "tre-noproject"):
+                subprocess.run(["userdel", name], capture_output=True, check=False)
+            shutil.rmtree(root, ignore_errors=True)
