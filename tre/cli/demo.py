@@ -435,6 +435,13 @@ def demo(
     """Set up demo data, accounts and a project, then run the API (and the hub) until Ctrl-C."""
     console = Console()
     settings = load_settings()
+    if hub and os.geteuid() != 0:
+        # LocalProcessSpawner switches to one system account per researcher: only root can.
+        console.print(
+            "[yellow]JupyterHub needs root here (one system user per researcher); "
+            "starting without it. Run `sudo make demo` for the notebook workspace.[/]"
+        )
+        hub = False
     api_url = f"http://127.0.0.1:{api_port}"
     hub_url = f"http://127.0.0.1:{hub_port}" if hub else None
     state = setup_demo(
