@@ -386,3 +386,14 @@ def test_every_page_renders_for_its_role_and_is_in_the_navigation(cast: Cast) ->
         login(tc, "admin")
         audit = tc.get("/console/admin/audit").text
         assert "Chain verified" in audit and "web.login" in audit
+
+
+def test_every_form_carries_the_sessions_csrf_token(cast: Cast) -> None:
+    with client(cast) as tc:
+        login(tc, "cust")
+        token = csrf(tc)
+        page = tc.get(f"/console/applications/{cast.project_id}").text
+        forms = re.findall(r'<form method="post".*?</form>', page, flags=re.S)
+        assert len(forms) >= 4  # approve, reject, revoke, log out
+        for f in forms:
+            assert f'name="csrf_token" value="{token}"' in f, f[:200]
