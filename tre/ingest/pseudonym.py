@@ -55,7 +55,7 @@ def normalise(identifier: str) -> str:
 
 def normalise_sql(expr: str) -> str:
     """`normalise` as a DuckDB SQL expression."""
-    return f"translate(trim({expr}), '{_LOWER}', '{_UPPER}')"
+    return f"translate(trim({expr}, ' '), '{_LOWER}', '{_UPPER}')"
 
 
 def hmac_sql(
