@@ -9,7 +9,18 @@ from fastapi import FastAPI
 
 from tre import __version__
 from tre.api import errors
-from tre.api.routes import audit, auth, budgets, datasets, ledger, projects, query, tokens, users
+from tre.api.routes import (
+    audit,
+    auth,
+    budgets,
+    datasets,
+    ledger,
+    outputs,
+    projects,
+    query,
+    tokens,
+    users,
+)
 from tre.api.sessions import SessionSigner, load_or_create_secret
 from tre.api.state import Clock, Services
 from tre.catalog.catalog import Catalog
@@ -27,6 +38,7 @@ ROUTERS = (
     audit.router,
     ledger.router,
     query.router,
+    outputs.router,
 )
 
 DESCRIPTION = """
