@@ -221,3 +221,63 @@ def test_demo_setup_is_idempotent_and_keeps_credentials_private(
     assert sum("custodian" in r for r in roles.values()) == 3
     assert sum("output_checker" in r for r in roles.values()) == 2
     assert sum("researcher" in r for r in roles.values()) == 2
+
+
+def _checker(stack: Stack, who: str, method: str, path: str, **kw: object) -> dict[str, object]:
+    r = httpx.request(
+        method,
+        f"{stack.api_url}{path}",
+        headers={"Authorization": f"Bearer {stack.session(who)}"},
+        **kw,  # type: ignore[arg-type]
+    )
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+def test_an_output_request_from_the_notebook_is_reviewed_released_and_downloaded(
+    client: Client, stack: Stack, tmp_path: Path
+) -> None:
+    df = client.query(BY_REGION, epsilon=1.0)  # a repeat: free
+    assert client.last is not None
+    query_id = client.last.query_id
+    out = client.outputs
+    req = out.create("Admissions by region")
+    assert req.state == "draft" and req.project_id == stack.state.project_id
+    out.add_table(req.id, "by_region", query_id, context="Episodes per region, DP ε=1.")
+    ax = tre.plot(df, "region", "n")
+    after = out.add_figure(
+        req.id,
+        "by_region_chart",
+        ax,
+        context="Bar chart of the table.",
+        underlying="by_region.json",
+    )
+    names = {i.name: i for i in after.items}
+    assert set(names) == {"by_region.json", "by_region_chart.png"}
+    table = names["by_region.json"]
+    assert table.provenance is not None and table.provenance.query == BY_REGION
+    assert [(d.name, d.version) for d in table.provenance.datasets] == [("health", 1)]
+    csv = out.add_table(req.id, "by_region_copy", df, context="The same as CSV.")
+    assert "by_region_copy.csv" in {i.name for i in csv.items}
+    edited = out.add_context(req.id, "by_region_copy.csv", "The same table, as CSV, for reuse.")
+    assert {i.name: i.context for i in edited.items}["by_region_copy.csv"].startswith("The same")
+    assert out.submit(req.id).state == "submitted"
+    assert out.status(req.id).state == "submitted" and out.list()[0].id == req.id
+    with pytest.raises(APIError) as early:
+        out.download(req.id, tmp_path)
+    assert early.value.status == 409
+    for checker in ("checker1", "checker2"):
+        _checker(
+            stack, checker, "POST", f"/outputs/{req.id}/decision", json={"decision": "approve"}
+        )
+    _checker(stack, "checker1", "POST", f"/outputs/{req.id}/release")
+    assert out.status(req.id).state == "released"
+    bundle = out.download(req.id, tmp_path)
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as z:
+        listed = z.namelist()
+    assert any(n.endswith("by_region.json") for n in listed)
+    assert any(n.endswith("by_region_chart.png") for n in listed)
+    with pytest.raises(TREClientError, match="no answer with query id"):
+        out.add_table(req.id, "x", "0000", context="nothing")

@@ -5,6 +5,8 @@
     tre.explain("SELECT region, COUNT(*) AS n FROM health GROUP BY region", epsilon=0.5)
     df = tre.query("SELECT region, COUNT(*) AS n FROM health GROUP BY region", epsilon=0.5)
     tre.plot(df, "region", "n")
+    req = tre.outputs().create("Admissions by region")
+    tre.outputs().add_table(req.id, "by_region", tre.last().query_id, context="…")
 
 The module-level functions use one connection built from TRE_API_URL and TRE_TOKEN (which
 JupyterHub sets); `connect(url, token)` makes others. It depends only on `tre.wire`,
@@ -18,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from tre.client.errors import APIError, NotConnected, TREClientError
+from tre.client.outputs import OutputRequests
 from tre.client.plot import plot
 from tre.client.session import Client, Explanation, Mode, QueryInfo, connect
 
@@ -66,6 +69,11 @@ def last() -> QueryInfo | None:
     return client().last
 
 
+def outputs() -> OutputRequests:
+    """Output requests: create, add_table, add_figure, add_context, submit, status, download."""
+    return client().outputs
+
+
 def budget() -> pl.DataFrame:
     """The project's budget (see `Client.budget`)."""
     return client().budget()
@@ -81,6 +89,7 @@ __all__ = [
     "Client",
     "Explanation",
     "NotConnected",
+    "OutputRequests",
     "QueryInfo",
     "TREClientError",
     "budget",
@@ -91,6 +100,7 @@ __all__ = [
     "explain",
     "history",
     "last",
+    "outputs",
     "plot",
     "query",
     "schema",

@@ -18,12 +18,14 @@ from tre.client.frames import (
     result_frame,
     schema_frame,
 )
+from tre.client.outputs import OutputRequests
 from tre.client.progress import waiting
 from tre.wire.budgets import BudgetHistoryOut, ProjectBudgetsOut
 from tre.wire.datasets import DatasetDetailOut, DatasetOut
 
 Mode = Literal["dp", "sdc"]
 QUERY_TIMEOUT_SECONDS = 120.0
+MAX_KEPT_ANSWERS = 200
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ class Client:
             transport=transport,
         )
         self._project_id: int | None = None
+        # Released answers by query id (for output requests with provenance); small and local.
+        self._answers: dict[str, dict[str, Any]] = {}
+        self.outputs = OutputRequests(self)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"  # never the token
@@ -241,6 +246,9 @@ class Client:
         with waiting("running the query", enabled=self.progress):
             out = self._request("POST", "/query", json=body, timeout=QUERY_TIMEOUT_SECONDS)
         eps, r, d, ed = _epsilon(out["cost"])
+        if len(self._answers) >= MAX_KEPT_ANSWERS:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[str(out["query_id"])] = {**out, "sql": sql}
         self.last = QueryInfo(
             query_id=str(out["query_id"]),
             mode=str(out["mode"]),
@@ -253,6 +261,35 @@ class Client:
             datasets=tuple((x["name"], int(x["version"])) for x in out["datasets"]),
         )
         return result_frame(out)
+
+    def answer(self, query_id: str) -> dict[str, Any]:
+        """The full released answer of a query run by this client (for an output request)."""
+        try:
+            return self._answers[query_id]
+        except KeyError:
+            raise TREClientError(
+                f"no answer with query id {query_id!r} in this session",
+                reason="not_found",
+                status=0,
+                hint="Run the query in this notebook first (a repeat is free), then use "
+                "tre.last().query_id.",
+            ) from None
+
+    def _download(self, path: str) -> tuple[bytes, httpx.Headers]:
+        try:
+            r = self._http.get(path, timeout=QUERY_TIMEOUT_SECONDS)
+        except httpx.HTTPError as exc:
+            raise NotConnected(
+                f"cannot reach the tre API at {self.url} ({type(exc).__name__})",
+                hint="Check TRE_API_URL.",
+            ) from None
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
+            raise APIError.from_response(r.status_code, body)
+        return r.content, r.headers
 
     # --- budget -----------------------------------------------------------------------------
 
