@@ -28,7 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_there_are_example_notebooks() -> None:
-    assert [p.name[0] for p in NOTEBOOKS] == ["a", "b", "c"]
+    assert [p.name[0] for p in NOTEBOOKS] == ["a", "b", "c", "d"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
