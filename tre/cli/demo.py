@@ -401,10 +401,25 @@ def hub_log(settings: Settings) -> Path:
     return settings.data_root.resolve().parent / "hub" / "jupyterhub.log"
 
 
-def print_welcome(console: Console, state: DemoState, settings: Settings) -> None:
+def web_console_url(api_url: str) -> str | None:
+    """The web console's URL if the API serves one (under /console)."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{api_url}/console/login", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return f"{api_url}/console" if r.status_code < 400 else None
+
+
+def print_welcome(
+    console: Console, state: DemoState, settings: Settings, console_url: str | None = None
+) -> None:
     """The URLs and the demo logins."""
     console.print()
     console.print(f"[bold]tre API[/]      {state.api_url}  (OpenAPI docs: {state.api_url}/docs)")
+    if console_url:
+        console.print(f"[bold]Web console[/]  {console_url}  (custodians, checkers, admins)")
     if state.hub_url:
         console.print(f"[bold]JupyterHub[/]   {state.hub_url}  (log in as a researcher)")
     console.print(f"Demo project {state.project_id}: {PROJECT_TITLE}")
@@ -470,7 +485,7 @@ def demo(
             )
             procs.append(hub_proc)
             wait_healthy(f"{hub_url}/hub/health", hub_proc, timeout=60)
-        print_welcome(console, state, settings)
+        print_welcome(console, state, settings, web_console_url(api_url))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         console.print("[red]A server stopped unexpectedly; stopping the others.[/]")
