@@ -126,7 +126,7 @@ def test_the_whole_story_from_a_notebook_token_to_a_verified_bundle(api: Api) ->
         201,
         json={
             "name": "by_sex",
-            "result": {**result, "sql": BY_SEX},
+            "result": {**result, "sql": BY_SEX, "later_field": [1, None]},
             "context": "Admissions by sex from the DP query; noisy counts.",
         },
     )
@@ -218,6 +218,7 @@ def test_the_whole_story_from_a_notebook_token_to_a_verified_bundle(api: Api) ->
         assert z.read("admissions.png") == figure
         stored = json.loads(z.read("by_sex.json"))
         assert stored["query_id"] == result["query_id"] and stored["rows"] == result["rows"]
+        assert stored["later_field"] == [1, None]  # fields the engine adds later ride along
         results = json.loads(z.read("results.json"))
         assert results["tre"]["request_id"] == rid, results["tre"]
         assert [d["decision"] for d in results["tre"]["reviews"]] == ["approve", "approve"]

@@ -86,7 +86,13 @@ class ResultDatasetIn(WireIn):
 
 class QueryResultIn(WireIn):
     """A tre query result as `POST /query` returned it (`QueryResult.to_json()`), optionally
-    with the query text (`sql`) and the query engine's disclosure report (`disclosure`)."""
+    with the query text (`sql`) and the query engine's disclosure report (`disclosure`).
+
+    Fields the query engine adds later are kept in the stored file (not refused): a client
+    passes the answer through as it came, and the engine's format moves on its own schedule.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     query_id: str = Field(min_length=1, max_length=200)
     mode: Literal["dp", "sdc"]
@@ -97,6 +103,9 @@ class QueryResultIn(WireIn):
     cost: dict[str, FiniteFloat | None] | None = None
     plan: list[str] = Field(default_factory=list)
     datasets: list[ResultDatasetIn] = Field(default_factory=list)
+    withheld: list[list[str | None]] = Field(
+        default_factory=list, description="SDC mode: per cell, why it was withheld"
+    )
     sql: str | None = Field(default=None, max_length=100_000)
     disclosure: dict[str, Any] | None = None
 
