@@ -312,7 +312,8 @@ def test_kill_9_mid_ingest_leaves_no_partial_version(world: dict[str, Any]) -> N
     count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{first.path}/*.parquet')").fetchall()
     assert count == [(len(world["rows"]),)]
     # The next ingest cleans up the leftover and publishes normally.
-    second = _ingest(big, world["policy"], datasets, world["keys"])
+    other_rows = write_csv(tmp / "other.csv", health_rows(people=20, seed=8))
+    second = _ingest(other_rows, world["policy"], datasets, world["keys"])
     assert second.version == 2
     assert not list(ds_dir.glob(f"{STAGING_PREFIX}*"))
     assert Catalog(datasets).versions("health") == [1, 2]

@@ -66,21 +66,39 @@ _TYPE_WORDS = {
 class Check:
     """One condition that must never hold for a value, and what to say when it does.
 
-    `condition` is SQL with `{v}` standing for the value. Checks marked `distinct` depend on
-    the value alone, so they run once per distinct value (cheap for regexes and lists);
-    the offending row is looked up only when one fails.
+    `condition` is SQL with `{v}` standing for the value, true on offending rows. Evaluating
+    it on every row is slow for text, so each check is first screened cheaply:
+
+    - `screen`: an aggregate over the column (e.g. `min`/`max`) that is true whenever some
+      row may fail; all screens run in one pass, and a check whose screen is false passes;
+    - `distinct`: the condition depends on the value alone, so it runs once per distinct
+      value (regexes, category lists).
+
+    Only a check that may fail is evaluated row by row, to find the first offending row.
     """
 
     column: str
     condition: str
     problem: str
     hint: str
+    screen: str | None = None
     distinct: bool = False
 
     def on(self, expr: str) -> str:
         """The condition applied to `expr`."""
         return self.condition.replace("{v}", expr)
 
+    def screen_on(self, expr: str) -> str:
+        """The screening aggregate applied to `expr`."""
+        assert self.screen is not None
+        return self.screen.replace("{v}", expr)
+
+
+# Null: counting non-null values is nearly free.
+_NULL = ("{v} IS NULL", "count(*) > count({v})")
+# Blank text (empty or only spaces): only possible if the smallest value sorts before "!"
+# (ASCII spaces) or the largest is non-ASCII (Unicode spaces).
+_BLANK = ("trim({v}) = ''", "min({v}) < '!' OR max({v}) >= chr(127)")
 
 _EMPTY_ID = (
     "the person identifier is empty",
@@ -99,15 +117,15 @@ def row_checks(policy: DatasetPolicy, policy_file: str) -> list[Check]:
         if col.column_class == "person_identifier" and (
             name == policy.privacy_unit or not col.nullable
         ):
-            checks.append(Check(name, "{v} IS NULL", *_EMPTY_ID))
-            checks.append(Check(name, "trim({v}) = ''", *_EMPTY_ID, distinct=True))
+            checks.append(Check(name, _NULL[0], *_EMPTY_ID, screen=_NULL[1]))
+            checks.append(Check(name, _BLANK[0], *_EMPTY_ID, screen=_BLANK[1]))
             continue
         if not col.nullable:
             problem = "the value is empty, but the policy says the column is not nullable"
             hint = f"Fill the value, or set `columns.{name}.nullable: true` in {policy_file}."
-            checks.append(Check(name, "{v} IS NULL", problem, hint))
+            checks.append(Check(name, _NULL[0], problem, hint, screen=_NULL[1]))
             if text:
-                checks.append(Check(name, "trim({v}) = ''", problem, hint, distinct=True))
+                checks.append(Check(name, _BLANK[0], problem, hint, screen=_BLANK[1]))
         if col.type == "float":
             checks.append(
                 Check(
@@ -115,6 +133,8 @@ def row_checks(policy: DatasetPolicy, policy_file: str) -> list[Check]:
                     "isnan({v}) OR isinf({v})",
                     "the value is not a finite number",
                     "Replace NaN or infinite values (leave the field empty for a missing value).",
+                    # NaN sorts above every number, so max() finds it as well as +inf.
+                    screen="isnan(max({v})) OR isinf(max({v})) OR isinf(min({v}))",
                 )
             )
         rule = col.generalise
@@ -151,6 +171,7 @@ def row_checks(policy: DatasetPolicy, policy_file: str) -> list[Check]:
                     f"{{v}} > DATE '{rule.reference_date.isoformat()}'",
                     f"the date is after the age_band reference date {rule.reference_date}",
                     f"Fix the date, or move `columns.{name}.generalise.reference_date` later.",
+                    screen=f"max({{v}}) > DATE '{rule.reference_date.isoformat()}'",
                 )
             )
     return checks
@@ -231,28 +252,25 @@ def run_row_checks(
     con: duckdb.DuckDBPyConnection, table: str, extract: Extract, checks: list[Check]
 ) -> None:
     """Fail on the earliest row that breaks any check; cheap when every row passes."""
-    if not checks:
-        return
-    failing: list[Check] = []
-    row_level = [c for c in checks if not c.distinct]
-    if row_level:
-        aggs = ", ".join(
-            f"count(*) FILTER (WHERE {c.on(quote_ident(c.column))})" for c in row_level
-        )
+    maybe: list[Check] = []
+    screened = [c for c in checks if c.screen is not None]
+    if screened:
+        aggs = ", ".join(f"coalesce({c.screen_on(quote_ident(c.column))}, false)" for c in screened)
         res: Any = con.execute(f"SELECT {aggs} FROM {table}").fetchone()
-        failing += [c for c, n in zip(row_level, res, strict=True) if n]
-    for c in (c for c in checks if c.distinct):
-        q = quote_ident(c.column)
-        (bad,) = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT {q} AS v FROM {table}) WHERE {c.on('v')}"
-        ).fetchone() or (0,)
-        if bad:
-            failing.append(c)
-    if not failing:
-        return
-    # Only now look for rows: the earliest offending row across all failing checks.
+        maybe += [c for c, flagged in zip(screened, res, strict=True) if flagged]
+    for c in checks:
+        if c.distinct:
+            q = quote_ident(c.column)
+            (bad,) = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {q} AS v FROM {table}) WHERE {c.on('v')}"
+            ).fetchone() or (0,)
+            if bad:
+                maybe.append(c)
+        elif c.screen is None:
+            maybe.append(c)
+    # Only now look at rows: the earliest offending row across the checks that may fail.
     located = []
-    for c in failing:
+    for c in maybe:
         cond = c.on(quote_ident(c.column))
         first, count = con.execute(
             f"SELECT min(rowid), count(*) FROM {table} WHERE {cond}"

@@ -54,8 +54,17 @@ def normalise(identifier: str) -> str:
 
 
 def normalise_sql(expr: str) -> str:
-    """`normalise` as a DuckDB SQL expression."""
-    return f"translate(trim({expr}, ' '), '{_LOWER}', '{_UPPER}')"
+    """`normalise` as a DuckDB SQL expression.
+
+    Identifiers are nearly always normalised already; `translate` is slow (about 1.5 µs a
+    value), so it runs only for values with a lower-case letter or an outer space. A value
+    equal to its Unicode upper case has no ASCII lower-case letter, so skipping it is exact.
+    """
+    slow = f"translate(trim({expr}, ' '), '{_LOWER}', '{_UPPER}')"
+    clean = (
+        f"{expr} = upper({expr}) AND NOT starts_with({expr}, ' ') AND NOT ends_with({expr}, ' ')"
+    )
+    return f"(CASE WHEN {clean} THEN {expr} ELSE {slow} END)"
 
 
 def hmac_sql(
