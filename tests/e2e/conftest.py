@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,11 @@ class Hub:
     stack: Stack
     url: str
     log: Path
+    prefix: str  # this run's system-account prefix
+
+    def system_user(self, username: str) -> str:
+        """The system account a researcher's server runs as in this run."""
+        return f"{self.prefix}{username}"
 
 
 def _admin_post(stack: Stack, path: str, body: dict[str, object]) -> dict[str, object]:
@@ -60,8 +66,14 @@ def hub() -> Iterator[Hub]:
             )
         port = free_port()
         log = root / "hub.log"
+        # A prefix of this run's own: concurrent runs on one machine never share accounts.
+        prefix = f"t{secrets.token_hex(3)}-"
         layout = layout_for(
-            stack.settings, api_url=stack.api_url, port=port, homes_root=root / "homes"
+            stack.settings,
+            api_url=stack.api_url,
+            port=port,
+            homes_root=root / "homes",
+            user_prefix=prefix,
         )
         (root / "homes").mkdir(mode=0o755)
         proc = start_hub(
@@ -69,9 +81,9 @@ def hub() -> Iterator[Hub]:
         )
         try:
             wait_healthy(f"http://127.0.0.1:{port}/hub/health", proc, timeout=60)
-            yield Hub(stack=stack, url=f"http://127.0.0.1:{port}", log=log)
+            yield Hub(stack=stack, url=f"http://127.0.0.1:{port}", log=log, prefix=prefix)
         finally:
             stop([proc])
-            for name in ("tre-ada", "tre-ben", "tre-noaccred", "tre-noproject"):
-                subprocess.run(["userdel", name], capture_output=True, check=False)
+            for name in ("ada", "ben"):
+                subprocess.run(["userdel", prefix + name], capture_output=True, check=False)
             shutil.rmtree(root, ignore_errors=True)

@@ -74,11 +74,11 @@ out["project"] = tre.client().project_id
 print(json.dumps(out))
 """
     result = json.loads(run_in_kernel(f"{hub.url}/user/ada", token, code).strip().splitlines()[-1])
-    assert result["user"] == "tre-ada"
+    assert result["user"] == hub.system_user("ada")
     assert result["env"] == ["TRE_API_URL", "TRE_PROJECT_ID", "TRE_TOKEN"]
     assert {result[k] for k in ("data", "db", "key", "creds")} == {"denied"}
     assert result["rows"] == 2 and result["project"] == stack.state.project_id
-    assert pwd.getpwnam("tre-ada").pw_shell == "/usr/sbin/nologin"
+    assert pwd.getpwnam(hub.system_user("ada")).pw_shell == "/usr/sbin/nologin"
     assert ready_s < 30
 
     # Stopping the server revokes the token it was given.

@@ -21,6 +21,7 @@ class HubLayout:
     homes_root: Path = Path("/home")
     idle_seconds: int = 3600
     token_ttl_hours: float = 12.0
+    user_prefix: str = "tre-"  # system accounts are <prefix><username>
 
 
 def configure(c: Any, layout: HubLayout) -> None:
@@ -55,6 +56,7 @@ def configure(c: Any, layout: HubLayout) -> None:
     c.TRESpawner.workspace_env = str(layout.workspace_env)
     c.TRESpawner.homes_root = str(layout.homes_root)
     c.TRESpawner.idle_seconds = layout.idle_seconds
+    c.TRESpawner.user_prefix = layout.user_prefix
     c.Spawner.start_timeout = 60
     c.Spawner.http_timeout = 60
     c.Spawner.default_url = "/lab"

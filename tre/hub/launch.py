@@ -30,6 +30,7 @@ configure(c, HubLayout(
     workspace_env=Path({workspace!r}),
     homes_root=Path({homes!r}),
     idle_seconds={idle},
+    user_prefix={prefix!r},
 ))
 """
 
@@ -66,6 +67,7 @@ def layout_for(
     workspace_env: Path = WORKSPACE_ENV,
     homes_root: Path = Path("/home"),
     idle_seconds: int = 3600,
+    user_prefix: str = "tre-",
 ) -> HubLayout:
     """A layout on free internal ports."""
     return HubLayout(
@@ -78,6 +80,7 @@ def layout_for(
         workspace_env=workspace_env,
         homes_root=homes_root,
         idle_seconds=idle_seconds,
+        user_prefix=user_prefix,
     )
 
 
@@ -97,6 +100,7 @@ def write_config(layout: HubLayout) -> Path:
             workspace=str(layout.workspace_env),
             homes=str(layout.homes_root),
             idle=layout.idle_seconds,
+            prefix=layout.user_prefix,
         )
     )
     os.chmod(path, 0o600)
