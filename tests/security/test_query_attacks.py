@@ -3,6 +3,8 @@ with DP noise) with a clear, generic reason, and the service keeps answering aft
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.query_support import grant
@@ -148,13 +150,53 @@ def test_sdc_mode_without_the_grant_is_refused(service: QueryService) -> None:
     assert info.value.reason == "sdc_not_granted"
 
 
-def test_sdc_mode_with_the_grant_is_refused_until_the_disclosure_engine_is_wired(
+def test_sdc_mode_reaches_only_datasets_granted_for_exact_outputs(service: QueryService) -> None:
+    # SDC on health only; benefits is granted for DP: in SDC mode it does not exist.
+    g = grant("health", "benefits", modes=(Mode.DP,))
+    g = g.model_copy(
+        update={
+            "datasets": tuple(
+                d.model_copy(update={"modes": (Mode.DP, Mode.SDC)}) if d.dataset == "health" else d
+                for d in g.datasets
+            )
+        }
+    )
+    with pytest.raises(QueryRefused) as info:
+        service.run("SELECT benefit_type, COUNT(*) FROM benefits GROUP BY 1", g, mode=Mode.SDC)
+    assert info.value.reason == "unknown_table"
+    assert len(service.run(HEALTHY, g, mode=Mode.SDC).rows) == 2
+
+
+def test_isolating_a_person_in_sdc_mode_reveals_only_which_rule_fired(
     service: QueryService,
 ) -> None:
     g = grant("health", modes=(Mode.DP, Mode.SDC))
-    with pytest.raises(QueryRefused) as info:
+    sql = (
+        "SELECT sex, SUM(cost) AS s, COUNT(*) AS n FROM health WHERE length_of_stay = 29 "
+        "AND diagnosis_code = 'K35.8' GROUP BY sex"
+    )
+    r = service.run(sql, g, mode=Mode.SDC)
+    body = json.dumps(r.to_json())
+    for row, why in zip(r.rows, r.withheld, strict=True):
+        assert row[1:] == (None, None) and why[1] is not None and "threshold" in why[1]
+    # The exact hidden values are nowhere in the answer.
+    exact = service.worker.run(
+        service.prepare_sdc(sql, g).query.views,
+        (
+            "SELECT sex, SUM(cost), COUNT(*) FROM __tre_v0 WHERE length_of_stay = 29 "
+            "AND diagnosis_code = 'K35.8' GROUP BY sex",
+        ),
+    )[0]
+    for _, total, n in exact:
+        if n:
+            assert f"{total}" not in body and f"{round(total, 2)}" not in body
+
+
+def test_sdc_mode_takes_no_privacy_parameter(service: QueryService) -> None:
+    g = grant("health", modes=(Mode.DP, Mode.SDC))
+    with pytest.raises(UserError) as info:
         service.run(HEALTHY, g, rho=0.1, mode=Mode.SDC)
-    assert info.value.reason == "sdc_unavailable"
+    assert info.value.reason == "invalid_input" and "rho" in info.value.message
 
 
 def test_a_unique_combination_is_answered_only_with_noise(service: QueryService) -> None:

@@ -30,13 +30,15 @@ def _quick(fn: Callable[[], object], seconds: float = 3.0) -> None:
 @pytest.mark.timeout(30)
 def test_a_tiny_privacy_parameter_plans_in_bounded_time(service: QueryService) -> None:
     # A minute ρ makes the noise scale astronomically large; planning must not scale with it.
-    for rho in (1e-4, 1e-12, 1e-300):
+    for rho in (1e-4, 1e-6, 1e-12, 1e-300):
         _quick(
             lambda rho=rho: service.explain(
                 "SELECT sex, diagnosis_chapter, SUM(cost) FROM health GROUP BY 1, 2", G, rho=rho
             )
         )
     _quick(lambda: service.explain(HEALTHY, G, epsilon=1e-300))
+    with pytest.raises(UserError):
+        service.explain(HEALTHY, G, rho=1e-12)
 
 
 @pytest.mark.timeout(30)

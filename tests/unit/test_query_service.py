@@ -133,3 +133,24 @@ def test_epsilon_is_converted_to_rho_and_shown_back(
     r = svc.run(SQL, G, epsilon=1.0)
     assert r.cost.epsilon == pytest.approx(1.0, rel=1e-3)
     assert r.to_arrow().num_rows == 2 and r.to_json()["cost"]["rho"] == r.cost.rho
+
+
+def test_sdc_queries_cost_no_budget_but_are_audited(
+    catalog: FixtureCatalog, worker: Worker
+) -> None:
+    from tre.wire.grant import Mode
+
+    ledger, sink = MemoryLedger(1.0), ListSink()
+    svc = QueryService(catalog, ledger, sink, worker=worker)
+    g = grant("health", modes=(Mode.DP, Mode.SDC))
+    r = svc.run(SQL, g, mode=Mode.SDC)
+    again = svc.run(SQL, g, mode="sdc")
+    assert ledger.log == [] and r.cost.rho == 0 and again.cached and again.rows == r.rows
+    answered = [e for e in sink.events if e.event_type == "query.answered"]
+    assert [e.mode for e in answered] == ["sdc", "sdc"] and answered[0].query_text == SQL
+    assert all(e.rho == 0 for e in answered)
+    with pytest.raises(QueryRefused):
+        svc.run("SELECT sex, MEDIAN(cost) FROM health GROUP BY sex", g, mode=Mode.SDC)
+    assert sink.events[-1].event_type == "query.refused" and ledger.log == []
+    e = svc.explain(SQL, g, mode=Mode.SDC)
+    assert e.cost.rho == 0 and e.cached and e.groups == 2

@@ -32,6 +32,7 @@ from tre.query.model import AggKind, BaseColumn, NoKeys, PublicKeys, ThresholdKe
 from tre.query.parse import parse
 from tre.query.plan import DEFAULT_THRESHOLD_DELTA, MeasureKind, Plan, plan
 from tre.query.protect import Cell, protect
+from tre.query.sdc import SdcCell, SdcPlan, plan_sdc, protect_sdc, sdc_policy
 from tre.query.store import CachedAnswer, MemoryAnswerCache
 from tre.query.validate import GrantedDataset, validate
 from tre.wire.grant import Budget, Grant, Mode
@@ -39,6 +40,8 @@ from tre.wire.grant import Budget, Grant, Mode
 log = logging.getLogger("tre.query")
 
 STAGES = ("parse", "validate", "plan", "execute", "protect")
+# Below this the noise swamps any answer, and OpenDP's conversions slow down (seconds each).
+MIN_PRIVACY = 1e-6
 
 
 class BudgetLedger(Protocol):
@@ -95,6 +98,8 @@ class QuerySettings:
     threshold_delta: float = DEFAULT_THRESHOLD_DELTA
     display_delta: float = 1e-6
     latency_step_seconds: float = 0.0  # >0: answers leave on a quantised schedule (timing channel)
+    sdc_policy: str = "acro"  # disclosure preset for SDC mode (review verdicts become fail)
+    sdc_policy_dir: str | None = None  # folder of presets (default: the repository's)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,10 @@ class QueryResult:
     datasets: tuple[tuple[str, int], ...]
     mode: str
     cached: bool = False
+    # SDC mode: per row and column, why a cell was withheld (rule ids, or "secondary"); None
+    # where published. Empty in DP mode.
+    withheld: tuple[tuple[str | None, ...], ...] = ()
+    disclosure: Mapping[str, Any] | None = None  # SDC: policy, status, flags per rule (no values)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -145,6 +154,8 @@ class QueryResult:
             "query_id": self.query_id,
             "mode": self.mode,
             "cached": self.cached,
+            "withheld": [list(w) for w in self.withheld],
+            "disclosure": dict(self.disclosure) if self.disclosure is not None else None,
             "columns": [
                 {"name": c.name, "role": c.role, "aggregate": c.aggregate} for c in self.columns
             ],
@@ -176,6 +187,8 @@ class QueryResult:
             datasets=tuple((d["name"], int(d["version"])) for d in data["datasets"]),
             mode=str(data["mode"]),
             cached=bool(data["cached"]),
+            withheld=tuple(tuple(w) for w in data.get("withheld") or ()),
+            disclosure=data.get("disclosure"),
         )
 
     def to_arrow(self) -> Any:
@@ -268,7 +281,7 @@ def _cost(rho: float, delta: float, display_delta: float) -> Cost:
     return Cost(rho=rho, delta=delta, epsilon=eps, epsilon_delta=display_delta + delta)
 
 
-def _columns(p: Plan) -> tuple[ResultColumn, ...]:
+def _columns(p: Plan | SdcPlan) -> tuple[ResultColumn, ...]:
     v = p.query
     return tuple(
         ResultColumn(o.name, o.role, v.aggregates[o.index].label if o.role == "aggregate" else None)
@@ -309,9 +322,9 @@ class QueryService:
                 hint="For example rho=0.01, or epsilon=1 (converted at the display δ).",
             )
         value = rho if rho is not None else epsilon
-        if value is None or not math.isfinite(value) or value <= 0 or value > 100:
+        if value is None or not math.isfinite(value) or value < MIN_PRIVACY or value > 100:
             raise InvalidInput(
-                "the privacy parameter must be a positive number (at most 100)",
+                f"the privacy parameter must be between {MIN_PRIVACY:g} and 100",
                 hint="Typical values: rho=0.01 … 0.5, epsilon=0.1 … 2.",
             )
         if rho is not None:
@@ -347,11 +360,9 @@ class QueryService:
         mode = Mode(mode)
         self._check_grant(grant, mode, today)
         if mode is Mode.SDC:
-            raise QueryRefused(
-                "SDC mode is not available in this version of the query engine",
-                reason="sdc_unavailable",
-                status=501,
-                hint="Use DP mode; exact disclosure-checked outputs come with the SDC release.",
+            raise InvalidInput(
+                "prepare() plans DP queries; SDC queries are planned by prepare_sdc()",
+                hint="Call run() or explain() with mode='sdc'.",
             )
         r = self._rho(rho, epsilon)
         parsed = parse(sql)
@@ -362,6 +373,25 @@ class QueryService:
                 hint="Group by columns with public categories instead.",
             )
         return plan(validated, rho=r, threshold_delta=self.settings.threshold_delta)
+
+    def prepare_sdc(
+        self,
+        sql: str,
+        grant: Grant,
+        *,
+        rho: float | None = None,
+        epsilon: float | None = None,
+        today: date | None = None,
+    ) -> SdcPlan:
+        """parse → validate → plan for SDC mode (exact, disclosure-checked; no privacy budget)."""
+        self._check_grant(grant, Mode.SDC, today)
+        if rho is not None or epsilon is not None:
+            raise InvalidInput(
+                "SDC mode releases exact, disclosure-checked numbers and takes no rho or epsilon",
+                hint="Leave out rho and epsilon with mode='sdc', or use DP mode.",
+            )
+        validated = validate(parse(sql), granted_datasets(self.catalog, grant, Mode.SDC))
+        return plan_sdc(validated, self.settings.sdc_policy)
 
     def explain(
         self,
@@ -374,6 +404,19 @@ class QueryService:
         today: date | None = None,
     ) -> Explanation:
         """The plan in words, the cost and the expected 95% half-widths; spends nothing."""
+        if Mode(mode) is Mode.SDC:
+            sp = self.prepare_sdc(sql, grant, rho=rho, epsilon=epsilon, today=today)
+            sv = sp.query
+            return Explanation(
+                plan=sp.description,
+                cost=_cost(0.0, 0.0, self.settings.display_delta),
+                columns=_columns(sp),
+                half_widths=tuple(None for _ in sv.outputs),
+                groups=len(sv.keys.rows) if isinstance(sv.keys, PublicKeys) else 1,
+                thresholded=False,
+                datasets=sv.datasets,
+                cached=self._cached(self._cache_key(sp, grant, Mode.SDC), 0.0) is not None,
+            )
         p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
         v = p.query
         hit = self._cached(self._cache_key(p, grant, Mode(mode)), p.requested_rho)
@@ -428,6 +471,8 @@ class QueryService:
         """Answer one query: refused, failed (costs nothing), cached (free) or charged and released."""
         started = time.monotonic()
         query_id = uuid.uuid4().hex[:16]
+        if Mode(mode) is Mode.SDC:
+            return self._run_sdc(sql, grant, rho, epsilon, today, query_id, started)
         try:
             p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
         except UserError as exc:
@@ -497,7 +542,75 @@ class QueryService:
         self._answered(result, grant, sql)
         return self._quantised(result, started)
 
-    def _cache_key(self, p: Plan, grant: Grant, mode: Mode) -> str:
+    def _run_sdc(
+        self,
+        sql: str,
+        grant: Grant,
+        rho: float | None,
+        epsilon: float | None,
+        today: date | None,
+        query_id: str,
+        started: float,
+    ) -> QueryResult:
+        """SDC mode: exact aggregates, disclosure-checked; audited, free of privacy budget."""
+        try:
+            p = self.prepare_sdc(sql, grant, rho=rho, epsilon=epsilon, today=today)
+            policy = sdc_policy(self.settings.sdc_policy, self.settings.sdc_policy_dir)
+        except UserError as exc:
+            self._refused(query_id, grant, sql, exc.reason)
+            raise
+        v = p.query
+        cache_key = self._cache_key(p, grant, Mode.SDC)
+        hit = self._cached(cache_key, 0.0)
+        if hit is not None:
+            result = replace(hit, cached=True)
+            self._answered(result, grant, sql)
+            return self._quantised(result, started)
+        try:
+            (rows,) = self.worker.run(v.views, (p.sql,))
+            released = protect_sdc(p, rows, policy)
+        except BaseException as exc:
+            self._record(
+                QueryFailedEvent(
+                    query_id=query_id,
+                    project_id=grant.project_id,
+                    user_id=grant.user_id,
+                    query_text=sql[:2000],
+                    query_digest=_digest(sql),
+                    error_id=exc.error_id if isinstance(exc, QueryFailed) else "",
+                )
+            )
+            raise
+        result = QueryResult(
+            query_id=query_id,
+            columns=_columns(p),
+            rows=tuple(
+                tuple(c.value if isinstance(c, SdcCell) else c for c in r) for r in released.rows
+            ),
+            half_widths=tuple(tuple(None for _ in r) for r in released.rows),
+            cost=_cost(0.0, 0.0, self.settings.display_delta),
+            plan=p.description,
+            datasets=v.datasets,
+            mode=Mode.SDC.value,
+            withheld=tuple(
+                tuple(c.withheld if isinstance(c, SdcCell) else None for c in r)
+                for r in released.rows
+            ),
+            disclosure={
+                "policy": policy.name,
+                "status": released.status,
+                "flags": dict(released.summary),
+            },
+        )
+        try:
+            with self._cache_lock:
+                self.cache.put(cache_key, CachedAnswer(grant.project_id, 0.0, result.to_json()))
+        except Exception:
+            log.exception("query %s: could not keep the released answer", query_id)
+        self._answered(result, grant, sql)
+        return self._quantised(result, started)
+
+    def _cache_key(self, p: Plan | SdcPlan, grant: Grant, mode: Mode) -> str:
         # Same project, mode, dataset versions and question (re-generated from the validated
         # tree, so spacing, case and aliases of the SQL text do not matter).
         v = p.query

@@ -41,7 +41,8 @@ class QueryIn(WireIn):
 
     @model_validator(mode="after")
     def _one_parameter(self) -> QueryIn:
-        if (self.epsilon is None) == (self.rho is None):
+        # SDC mode (exact, disclosure-checked) spends no budget and takes neither.
+        if self.mode == "dp" and (self.epsilon is None) == (self.rho is None):
             raise ValueError("give exactly one of epsilon and rho")
         return self
 
