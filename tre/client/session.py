@@ -198,7 +198,9 @@ class Client:
     def _body(
         self, sql: str, epsilon: float | None, rho: float | None, mode: str
     ) -> dict[str, Any]:
-        if (epsilon is None) == (rho is None):
+        if (epsilon is not None and rho is not None) or (
+            mode == "dp" and epsilon is None and rho is None
+        ):
             raise TREClientError(
                 "say how much privacy budget this query may spend: give epsilon or rho",
                 reason="invalid_input",
@@ -209,8 +211,8 @@ class Client:
         body: dict[str, Any] = {"sql": sql, "mode": mode}
         if epsilon is not None:
             body["epsilon"] = float(epsilon)
-        else:
-            body["rho"] = float(rho)  # type: ignore[arg-type]
+        elif rho is not None:
+            body["rho"] = float(rho)  # SDC mode (exact, disclosure-checked) may take neither
         return body
 
     def explain(
