@@ -74,10 +74,13 @@ class ClassSizes(_Frozen):
 
     columns: tuple[str, ...]
     k: int = Field(description="People in the smallest equivalence class.")
-    classes: int
+    classes: int = Field(description="Distinct combinations of the columns' values.")
     classes_below_5: int
     classes_below_10: int
-    people_in_classes_below_5: int
+    people_in_classes_below_5: int = Field(
+        description="Memberships of people in classes of fewer than 5 people (a person whose "
+        "rows carry several combinations counts once per class)."
+    )
     people_in_classes_below_10: int
 
 

@@ -15,7 +15,7 @@ from tre.catalog.keys import KeyStore
 from tre.catalog.manifest import IngestReport
 from tre.catalog.policy import load_policies, load_policy
 from tre.config import Settings, load_settings
-from tre.errors import InvalidInput, NotFound
+from tre.errors import InvalidInput
 
 keys_app = typer.Typer(
     help="Custodian keys for pseudonyms: create one (32 random bytes, mode 0600), list them."
@@ -87,7 +87,7 @@ def ingest_command(
     policy_path = policy or settings.policy_dir / "datasets" / f"{dataset}.yaml"
     pol = load_policy(policy_path)
     if pol.name != dataset:
-        raise NotFound(
+        raise InvalidInput(
             f"{policy_path} describes dataset {pol.name!r}, not {dataset!r}",
             hint="Give the policy of this dataset with --policy.",
         )

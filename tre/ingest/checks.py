@@ -191,8 +191,11 @@ def check_rejects(
     some columns (here: the direct identifiers).
     """
     row = con.execute(
+        # A row with a field too many also fails casts in its shifted fields: on one line,
+        # report the row's shape before its values. Count lines, not reject entries.
         "SELECT line, line_byte_position, CAST(error_type AS VARCHAR), "
-        "count(*) OVER () FROM reject_errors ORDER BY line, column_idx LIMIT 1"
+        "(SELECT count(DISTINCT line) FROM reject_errors) FROM reject_errors "
+        "ORDER BY line, error_type = 'CAST', column_idx LIMIT 1"
     ).fetchone()
     if row is None:
         return
