@@ -16,7 +16,16 @@ from tests.governance_support import (
     later,
     seed,
 )
-from tre.audit import GENESIS_HASH, canonical_json, event_hash, head, read_events, record, verify
+from tre.audit import (
+    GENESIS_HASH,
+    canonical_json,
+    event_hash,
+    head,
+    lock_chain,
+    read_events,
+    record,
+    verify,
+)
 from tre.audit.events import UserEnabled
 from tre.db import Database
 from tre.errors import InvalidInput
@@ -258,3 +267,22 @@ def test_concurrent_writers_never_fork_the_chain(db: Database) -> None:
         assert result.events_checked == 60
         ids = sorted(e.payload["user_id"] for e in read_events(s, limit=100))
     assert ids == sorted(n * 100 + i for n in range(6) for i in range(10))
+
+
+def test_record_with_the_locked_head_saves_a_read_and_a_stale_head_cannot_fork(
+    db: Database,
+) -> None:
+    with db.transaction() as s:
+        locked = lock_chain(s)
+        first = record(s, UserEnabled(user_id=1), actor="system:test", now=T0, head=locked)
+        assert first == locked[0] + 1
+        second = record(s, UserEnabled(user_id=2), actor="system:test", now=T0)
+        assert second == first + 1
+    # Passing a head that another event has since moved on would reuse its seq: refused.
+    with pytest.raises(sa.exc.IntegrityError), db.transaction() as s:
+        locked = lock_chain(s)
+        record(s, UserEnabled(user_id=3), actor="system:test", now=T0)
+        record(s, UserEnabled(user_id=4), actor="system:test", now=T0, head=locked)
+    with db.read() as s:
+        result = verify(s)
+        assert result.ok and result.head_seq == second

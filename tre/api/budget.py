@@ -52,8 +52,8 @@ class LedgerGateway:
         with self.db.transaction() as s:
             self.release_in(s, reservation_id)
 
-    # The same operations inside a caller's transaction, returning the reservation as stored
-    # (the API answers from the transaction that made the change: one round of locks, not two).
+    # The same operations inside a caller's transaction, returning the reservation as the
+    # ledger stored it: no read-back, so nothing more runs while the audit chain lock is held.
 
     def reserve_in(
         self,
@@ -65,19 +65,18 @@ class LedgerGateway:
         ttl: timedelta | None = None,
     ) -> ReservationView:
         """`reserve` in the caller's transaction."""
-        rid = self.ledger.reserve(
+        return self.ledger.reserve_view(
             s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose, ttl=ttl
         )
-        return self.ledger.reservation(s, rid)
 
     def commit_in(
         self, s: Session, reservation_id: str, actual: Mapping[str, Budget] | None = None
     ) -> ReservationView:
         """`commit` in the caller's transaction."""
-        self.ledger.commit(s, reservation_id, actor=self.actor, now=self.clock(), actual=actual)
-        return self.ledger.reservation(s, reservation_id)
+        return self.ledger.commit_view(
+            s, reservation_id, actor=self.actor, now=self.clock(), actual=actual
+        )
 
     def release_in(self, s: Session, reservation_id: str) -> ReservationView:
         """`release` in the caller's transaction."""
-        self.ledger.release(s, reservation_id, actor=self.actor, now=self.clock())
-        return self.ledger.reservation(s, reservation_id)
+        return self.ledger.release_view(s, reservation_id, actor=self.actor, now=self.clock())

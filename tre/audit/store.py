@@ -2,9 +2,9 @@
 
 Each event stores `prev_hash` (the hash of the event before it; zeros for the first) and
 `hash = sha256(canonical JSON of seq, time, type, version, actor, payload, prev_hash)`.
-A one-row table `audit_head` holds the newest seq and hash: appends lock it (PostgreSQL
-`SELECT … FOR UPDATE`; SQLite takes the single writer lock), so concurrent writers queue up
-and never fork the chain, and `verify()` compares it with the log so that deleting or
+A one-row table `audit_head` holds the newest seq and hash: an append bumps its seq with
+`UPDATE … RETURNING` (a row lock on PostgreSQL held to the end of the transaction; SQLite takes
+the single writer lock), so concurrent writers queue up and never fork the chain, and `verify()` compares it with the log so that deleting or
 appending events at the end is detected too. Database triggers refuse UPDATE and DELETE on
 `audit_events` (the migration creates them).
 
@@ -147,8 +147,20 @@ def lock_chain(session: Session) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
-def record(session: Session, event: AuditEvent, *, actor: str, now: datetime) -> int:
-    """Append `event` to the chain in the caller's transaction; returns its seq."""
+def record(
+    session: Session,
+    event: AuditEvent,
+    *,
+    actor: str,
+    now: datetime,
+    head: tuple[int, str] | None = None,
+) -> int:
+    """Append `event` to the chain in the caller's transaction; returns its seq.
+
+    `head` is what `lock_chain` returned in this same transaction, when nothing was recorded
+    since: it saves a round trip under the lock. A stale `head` cannot fork the chain: the
+    event's seq would collide with the one recorded since, and the insert fails.
+    """
     if not _ACTOR.match(actor):
         raise InvalidInput(
             f"audit actor {actor!r} is not user:<id> or system[:<name>]",
@@ -157,8 +169,21 @@ def record(session: Session, event: AuditEvent, *, actor: str, now: datetime) ->
         )
     if (event.event_type, event.schema_version) not in EVENT_TYPES:
         raise InvalidInput(f"unregistered audit event type {event.event_type!r}")
-    head_seq, head_hash = lock_chain(session)
-    seq = head_seq + 1
+    if head is None:
+        # One statement locks the head (if this transaction does not hold it yet), takes the
+        # next seq and returns the previous hash (RETURNING gives the row as updated; the hash
+        # is not changed by it).
+        bumped = session.execute(
+            _head.update()
+            .where(_head.c.id == HEAD_ID)
+            .values(seq=_head.c.seq + 1)
+            .returning(_head.c.seq, _head.c.hash)
+        ).one_or_none()
+        if bumped is None:
+            raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
+        seq, head_hash = int(bumped.seq), str(bumped.hash)
+    else:
+        seq, head_hash = head[0] + 1, head[1]
     occurred_at = format_time(now)
     payload = json.loads(canonical_json(event.model_dump(mode="json")))
     digest = event_hash(
@@ -170,19 +195,24 @@ def record(session: Session, event: AuditEvent, *, actor: str, now: datetime) ->
         payload=payload,
         prev_hash=head_hash,
     )
-    session.execute(
-        _events.insert().values(
-            seq=seq,
-            occurred_at=occurred_at,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            actor=actor,
-            payload=canonical_json(payload),
-            prev_hash=head_hash,
-            hash=digest,
-        )
+    insert = _events.insert().values(
+        seq=seq,
+        occurred_at=occurred_at,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        actor=actor,
+        payload=canonical_json(payload),
+        prev_hash=head_hash,
+        hash=digest,
     )
-    session.execute(_head.update().where(_head.c.id == HEAD_ID).values(seq=seq, hash=digest))
+    set_hash = _head.update().where(_head.c.id == HEAD_ID).values(seq=seq, hash=digest)
+    if is_sqlite(session):
+        session.execute(insert)
+        session.execute(set_hash)
+    else:
+        # PostgreSQL: the insert rides along as a data-modifying CTE, one round trip instead of
+        # two while the chain lock is held (every such round trip is serial across writers).
+        session.execute(set_hash.add_cte(insert.returning(_events.c.seq).cte("appended")))
     return seq
 
 

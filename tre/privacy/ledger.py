@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -191,6 +191,11 @@ def _left(limit: tuple[int, int], used: tuple[int, int]) -> Budget:
     return Budget.from_units(max(0, limit[0] - used[0]), max(0, limit[1] - used[1]))
 
 
+def _rowcount(result: sa.Result[Any]) -> int:
+    """Rows an UPDATE matched (both drivers report it exactly for plain UPDATEs)."""
+    return int(cast(sa.CursorResult[Any], result).rowcount)
+
+
 def _charges(amounts: Mapping[str, tuple[int, int]]) -> tuple[BudgetCharge, ...]:
     return tuple(
         BudgetCharge(dataset=d, rho=b.rho, delta=b.delta)
@@ -333,7 +338,7 @@ class Ledger:
             .order_by(_res.c.id)
         ).scalars()
         for rid in list(open_ids):
-            self._settle_release(
+            self._release_one(
                 session, rid, ReservationState.RELEASED, "project_closed", actor=actor, now=now
             )
         datasets = tuple(
@@ -375,64 +380,35 @@ class Ledger:
         Raises Forbidden (no allowance on a dataset), Conflict (allowance closed, not yet
         valid or past its end date; allowance or dataset cap would be exceeded).
         """
+        return self.reserve_view(
+            session, project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl
+        ).id
+
+    def reserve_view(
+        self,
+        session: Session,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        actor: str,
+        now: datetime,
+        purpose: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> ReservationView:
+        """`reserve`, returning the reservation as stored (without reading it back)."""
         if not charges:
             raise InvalidInput("a reservation must name at least one dataset")
         ttl = ttl or self.reservation_ttl
         if ttl <= timedelta(0):
             raise InvalidInput("reservation time-to-live must be positive")
-        lock_chain(session)
-        self._expire(session, now)
+        now = now.astimezone(UTC)
         datasets = sorted(charges)
-        caps = self._lock_caps(session, datasets)
-        allowances = self._lock_allowances(session, project_id, datasets)
-        today = now.date()
-        for ds in datasets:
-            amount = charges[ds].units
-            a = allowances.get(ds)
-            if a is None:
-                raise Forbidden(
-                    f"project {project_id} has no privacy budget on dataset {ds!r}",
-                    reason="no_budget",
-                    hint="Only datasets approved for the project can be queried.",
-                )
-            if a.closed_at is not None:
-                raise Conflict(
-                    f"project {project_id}'s budget on {ds!r} is closed "
-                    "(the project was closed or revoked)",
-                    reason="project_not_active",
-                )
-            if today < a.valid_from:
-                raise Conflict(
-                    f"project {project_id} starts on {a.valid_from}; no budget can be used yet",
-                    reason="project_not_started",
-                )
-            if today > a.valid_until:
-                raise Conflict(
-                    f"project {project_id} ended on {a.valid_until}; its budget can no longer "
-                    "be used",
-                    reason="project_expired",
-                    hint="Apply for an extension or a new project.",
-                )
-            used = (a.rho_committed + a.rho_reserved, a.delta_committed + a.delta_reserved)
-            if used[0] + amount[0] > a.rho_allowed or used[1] + amount[1] > a.delta_allowed:
-                raise Conflict(
-                    f"this query needs {charges[ds]} on {ds!r} but project {project_id} has "
-                    f"{_left((a.rho_allowed, a.delta_allowed), used)} left",
-                    reason="budget_exhausted",
-                    hint="Ask a cheaper query (fewer statistics, coarser groups) or for more "
-                    "budget from the dataset's custodian.",
-                )
-            c = caps[ds]
-            used_c = (c.rho_committed + c.rho_reserved, c.delta_committed + c.delta_reserved)
-            if used_c[0] + amount[0] > c.rho_cap or used_c[1] + amount[1] > c.delta_cap:
-                raise Conflict(
-                    f"this query needs {charges[ds]} on {ds!r} but the dataset's lifetime cap "
-                    f"has {_left((c.rho_cap, c.delta_cap), used_c)} left",
-                    reason="dataset_cap_exhausted",
-                    hint="The dataset's custodian decides whether to raise its lifetime cap.",
-                )
+        units = {ds: charges[ds].units for ds in datasets}
         rid = secrets.token_hex(16)
         expires_at = now + ttl
+        # Before the chain lock, only statements that wait for nobody: a plain read, and
+        # inserting a reservation under a fresh random id (see "Concurrency" above).
+        stale = self._stale(session, now)
         session.execute(
             _res.insert().values(
                 id=rid,
@@ -445,19 +421,59 @@ class Ledger:
                 settled_at=None,
             )
         )
-        units = {ds: charges[ds].units for ds in datasets}
+        session.execute(
+            _items.insert(),
+            [
+                {
+                    "reservation_id": rid,
+                    "dataset": ds,
+                    "rho_reserved": r,
+                    "delta_reserved": d,
+                    "rho_committed": None,
+                    "delta_committed": None,
+                }
+                for ds, (r, d) in units.items()
+            ],
+        )
+        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        if self._settle_stale(session, stale, now):
+            head = None  # events were recorded since: let record() read the head again
+        today = now.date()
         for ds, (r, d) in units.items():
-            session.execute(
-                _items.insert().values(
-                    reservation_id=rid,
-                    dataset=ds,
-                    rho_reserved=r,
-                    delta_reserved=d,
-                    rho_committed=None,
-                    delta_committed=None,
+            # Check and add in one statement each: the row changes only if the hold fits.
+            held = session.execute(
+                _allow.update()
+                .where(
+                    _allow.c.project_id == project_id,
+                    _allow.c.dataset == ds,
+                    _allow.c.closed_at.is_(None),
+                    _allow.c.valid_from <= today,
+                    _allow.c.valid_until >= today,
+                    _allow.c.rho_committed + _allow.c.rho_reserved + r <= _allow.c.rho_allowed,
+                    _allow.c.delta_committed + _allow.c.delta_reserved + d
+                    <= _allow.c.delta_allowed,
+                )
+                .values(
+                    rho_reserved=_allow.c.rho_reserved + r,
+                    delta_reserved=_allow.c.delta_reserved + d,
                 )
             )
-            self._add_totals(session, project_id, ds, reserved=(r, d))
+            if _rowcount(held) != 1:
+                self._refuse_allowance(session, project_id, ds, charges[ds], today)
+            held = session.execute(
+                _caps.update()
+                .where(
+                    _caps.c.dataset == ds,
+                    _caps.c.rho_committed + _caps.c.rho_reserved + r <= _caps.c.rho_cap,
+                    _caps.c.delta_committed + _caps.c.delta_reserved + d <= _caps.c.delta_cap,
+                )
+                .values(
+                    rho_reserved=_caps.c.rho_reserved + r,
+                    delta_reserved=_caps.c.delta_reserved + d,
+                )
+            )
+            if _rowcount(held) != 1:
+                self._refuse_cap(session, ds, charges[ds])
         record(
             session,
             BudgetReserved(
@@ -469,8 +485,18 @@ class Ledger:
             ),
             actor=actor,
             now=now,
+            head=head,
         )
-        return rid
+        return ReservationView(
+            id=rid,
+            project_id=project_id,
+            state=ReservationState.RESERVED,
+            reserved={ds: Budget.from_units(*u) for ds, u in units.items()},
+            committed=None,
+            created_at=now,
+            expires_at=expires_at,
+            settled_at=None,
+        )
 
     def commit(
         self,
@@ -482,12 +508,23 @@ class Ledger:
         actual: Mapping[str, Budget] | None = None,
     ) -> None:
         """Spend a reservation: `actual` (default: as reserved; ≤ reserved) becomes committed."""
-        lock_chain(session)
-        self._expire(session, now)
-        res = self._open_reservation(session, reservation_id)
-        items = self._items(session, reservation_id)
+        self.commit_view(session, reservation_id, actor=actor, now=now, actual=actual)
+
+    def commit_view(
+        self,
+        session: Session,
+        reservation_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        actual: Mapping[str, Budget] | None = None,
+    ) -> ReservationView:
+        """`commit`, returning the reservation as stored (without reading it back)."""
+        now = now.astimezone(UTC)
+        stale = self._stale(session, now)
+        res, items = self._open_reservation(session, reservation_id, now)
         if actual is None:
-            spent = {ds: reserved for ds, reserved in items.items()}
+            spent = dict(items)
         else:
             unknown = sorted(set(actual) - set(items))
             if unknown:
@@ -505,21 +542,21 @@ class Ledger:
                         hint="Reserve at least the full cost before running the query.",
                     )
         datasets = sorted(items)
-        self._lock_caps(session, datasets)
-        self._lock_allowances(session, res.project_id, datasets)
+        # The reservation's own item rows, before the chain lock: only a commit of this same
+        # reservation writes them, and it holds nothing else yet, so no one can wait in a cycle.
         for ds in datasets:
-            r, d = items[ds]
-            self._add_totals(session, res.project_id, ds, reserved=(-r, -d), committed=spent[ds])
             session.execute(
                 _items.update()
                 .where(_items.c.reservation_id == reservation_id, _items.c.dataset == ds)
                 .values(rho_committed=spent[ds][0], delta_committed=spent[ds][1])
             )
-        session.execute(
-            _res.update()
-            .where(_res.c.id == reservation_id)
-            .values(state=ReservationState.COMMITTED.value, settled_at=now)
-        )
+        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        if self._settle_stale(session, stale, now):
+            head = None  # events were recorded since: let record() read the head again
+        self._settle(session, reservation_id, ReservationState.COMMITTED, now)
+        for ds in datasets:
+            r, d = items[ds]
+            self._add_totals(session, res.project_id, ds, reserved=(-r, -d), committed=spent[ds])
         record(
             session,
             BudgetCommitted(
@@ -529,21 +566,59 @@ class Ledger:
             ),
             actor=actor,
             now=now,
+            head=head,
+        )
+        return ReservationView(
+            id=reservation_id,
+            project_id=res.project_id,
+            state=ReservationState.COMMITTED,
+            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
+            committed={ds: Budget.from_units(*u) for ds, u in spent.items()},
+            created_at=res.created_at,
+            expires_at=res.expires_at,
+            settled_at=now,
         )
 
     def release(self, session: Session, reservation_id: str, *, actor: str, now: datetime) -> None:
         """Give a reservation back unspent (the query failed or was not run)."""
-        lock_chain(session)
-        self._expire(session, now)
-        self._open_reservation(session, reservation_id)
-        self._settle_release(
-            session, reservation_id, ReservationState.RELEASED, "released", actor=actor, now=now
+        self.release_view(session, reservation_id, actor=actor, now=now)
+
+    def release_view(
+        self, session: Session, reservation_id: str, *, actor: str, now: datetime
+    ) -> ReservationView:
+        """`release`, returning the reservation as stored (without reading it back)."""
+        now = now.astimezone(UTC)
+        stale = self._stale(session, now)
+        res, items = self._open_reservation(session, reservation_id, now)
+        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        if self._settle_stale(session, stale, now):
+            head = None  # events were recorded since: let record() read the head again
+        self._settle(session, reservation_id, ReservationState.RELEASED, now)
+        self._release_totals(
+            session,
+            reservation_id,
+            res.project_id,
+            items,
+            "released",
+            actor=actor,
+            now=now,
+            head=head,
+        )
+        return ReservationView(
+            id=reservation_id,
+            project_id=res.project_id,
+            state=ReservationState.RELEASED,
+            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
+            committed=None,
+            created_at=res.created_at,
+            expires_at=res.expires_at,
+            settled_at=now,
         )
 
     def expire_stale(self, session: Session, *, now: datetime) -> int:
         """Release every reservation whose time ran out; returns how many."""
         lock_chain(session)
-        return self._expire(session, now)
+        return self._settle_stale(session, self._stale(session, now), now)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -623,35 +698,61 @@ class Ledger:
         # SQLite has no row locks; the transaction already holds the database's writer lock.
         return stmt if is_sqlite(session) else stmt.with_for_update()
 
-    def _lock_caps(self, session: Session, datasets: list[str]) -> dict[str, Any]:
-        rows = session.execute(
-            self._lock(
-                sa.select(_caps).where(_caps.c.dataset.in_(datasets)).order_by(_caps.c.dataset),
-                session,
-            )
-        ).all()
-        found = {r.dataset: r for r in rows}
-        missing = [d for d in datasets if d not in found]
-        if missing:
+    def _refuse_allowance(
+        self, session: Session, project_id: int, ds: str, amount: Budget, today: date
+    ) -> None:
+        """Raise why the project's allowance on `ds` cannot hold `amount` (rows as of now)."""
+        if not session.execute(sa.select(_caps.c.dataset).where(_caps.c.dataset == ds)).first():
             raise Forbidden(
-                f"dataset {missing[0]!r} has no lifetime privacy budget",
+                f"dataset {ds!r} has no lifetime privacy budget",
                 reason="no_budget",
                 hint="A dataset's custodian must set its lifetime cap before it can be queried.",
             )
-        return found
-
-    def _lock_allowances(
-        self, session: Session, project_id: int, datasets: list[str]
-    ) -> dict[str, Any]:
-        rows = session.execute(
-            self._lock(
-                sa.select(_allow)
-                .where(_allow.c.project_id == project_id, _allow.c.dataset.in_(datasets))
-                .order_by(_allow.c.dataset),
-                session,
+        a = session.execute(
+            sa.select(_allow).where(_allow.c.project_id == project_id, _allow.c.dataset == ds)
+        ).first()
+        if a is None:
+            raise Forbidden(
+                f"project {project_id} has no privacy budget on dataset {ds!r}",
+                reason="no_budget",
+                hint="Only datasets approved for the project can be queried.",
             )
-        ).all()
-        return {r.dataset: r for r in rows}
+        if a.closed_at is not None:
+            raise Conflict(
+                f"project {project_id}'s budget on {ds!r} is closed "
+                "(the project was closed or revoked)",
+                reason="project_not_active",
+            )
+        if today < a.valid_from:
+            raise Conflict(
+                f"project {project_id} starts on {a.valid_from}; no budget can be used yet",
+                reason="project_not_started",
+            )
+        if today > a.valid_until:
+            raise Conflict(
+                f"project {project_id} ended on {a.valid_until}; its budget can no longer be used",
+                reason="project_expired",
+                hint="Apply for an extension or a new project.",
+            )
+        used = (a.rho_committed + a.rho_reserved, a.delta_committed + a.delta_reserved)
+        raise Conflict(
+            f"this query needs {amount} on {ds!r} but project {project_id} has "
+            f"{_left((a.rho_allowed, a.delta_allowed), used)} left",
+            reason="budget_exhausted",
+            hint="Ask a cheaper query (fewer statistics, coarser groups) or for more "
+            "budget from the dataset's custodian.",
+        )
+
+    def _refuse_cap(self, session: Session, ds: str, amount: Budget) -> None:
+        """Raise why the dataset's lifetime cap cannot hold `amount` (its row as of now)."""
+        c = session.execute(sa.select(_caps).where(_caps.c.dataset == ds)).one()
+        used = (c.rho_committed + c.rho_reserved, c.delta_committed + c.delta_reserved)
+        raise Conflict(
+            f"this query needs {amount} on {ds!r} but the dataset's lifetime cap "
+            f"has {_left((c.rho_cap, c.delta_cap), used)} left",
+            reason="dataset_cap_exhausted",
+            hint="The dataset's custodian decides whether to raise its lifetime cap.",
+        )
 
     def _add_totals(
         self,
@@ -663,8 +764,8 @@ class Ledger:
         committed: tuple[int, int] = (0, 0),
     ) -> None:
         for table, where in (
-            (_caps, _caps.c.dataset == dataset),
             (_allow, sa.and_(_allow.c.project_id == project_id, _allow.c.dataset == dataset)),
+            (_caps, _caps.c.dataset == dataset),
         ):
             session.execute(
                 table.update()
@@ -683,26 +784,102 @@ class Ledger:
         ).all()
         return {r.dataset: (r.rho_reserved, r.delta_reserved) for r in rows}
 
-    def _open_reservation(self, session: Session, reservation_id: str) -> Any:
-        r = session.execute(
-            self._lock(sa.select(_res).where(_res.c.id == reservation_id), session)
-        ).first()
-        if r is None:
-            raise NotFound(f"no budget reservation {reservation_id!r}")
-        if r.state != ReservationState.RESERVED:
-            hint = (
-                "Reserve again and re-run the query."
-                if r.state == ReservationState.EXPIRED
-                else None
-            )
-            raise Conflict(
-                f"budget reservation {reservation_id} is already {r.state}",
-                reason=f"reservation_{r.state}",
-                hint=hint,
-            )
-        return r
+    def _open_reservation(
+        self, session: Session, reservation_id: str, now: datetime
+    ) -> tuple[Any, dict[str, tuple[int, int]]]:
+        """The reservation and its items (one read, no lock), or why it cannot be settled.
 
-    def _settle_release(
+        A plain read: `_settle` re-checks the state under the chain lock.
+        """
+        rows = session.execute(
+            sa.select(
+                _res.c.project_id,
+                _res.c.state,
+                _res.c.created_at,
+                _res.c.expires_at,
+                _items.c.dataset,
+                _items.c.rho_reserved,
+                _items.c.delta_reserved,
+            )
+            .join(_items, _items.c.reservation_id == _res.c.id)
+            .where(_res.c.id == reservation_id)
+        ).all()
+        if not rows:
+            raise NotFound(f"no budget reservation {reservation_id!r}")
+        r = rows[0]
+        state = ReservationState(r.state)
+        if state == ReservationState.RESERVED and r.expires_at <= now:
+            state = ReservationState.EXPIRED  # its time ran out; the sweep will release it
+        if state != ReservationState.RESERVED:
+            self._refuse_settled(reservation_id, state)
+        return r, {i.dataset: (i.rho_reserved, i.delta_reserved) for i in rows}
+
+    @staticmethod
+    def _refuse_settled(reservation_id: str, state: ReservationState) -> None:
+        hint = "Reserve again and re-run the query." if state == ReservationState.EXPIRED else None
+        raise Conflict(
+            f"budget reservation {reservation_id} is already {state}",
+            reason=f"reservation_{state}",
+            hint=hint,
+        )
+
+    def _settle(
+        self, session: Session, reservation_id: str, state: ReservationState, now: datetime
+    ) -> None:
+        """Move an open reservation to `state` under the chain lock; refuse if it is not open.
+
+        The state is checked in the UPDATE itself, so two settlements of one reservation can
+        never both succeed.
+        """
+        done = session.execute(
+            _res.update()
+            .where(
+                _res.c.id == reservation_id,
+                _res.c.state == ReservationState.RESERVED.value,
+                _res.c.expires_at > now,
+            )
+            .values(state=state.value, settled_at=now)
+        )
+        if _rowcount(done) == 1:
+            return
+        current = session.execute(
+            sa.select(_res.c.state, _res.c.expires_at).where(_res.c.id == reservation_id)
+        ).one()
+        settled = ReservationState(current.state)
+        self._refuse_settled(
+            reservation_id,
+            ReservationState.EXPIRED if settled == ReservationState.RESERVED else settled,
+        )
+
+    def _release_totals(
+        self,
+        session: Session,
+        reservation_id: str,
+        project_id: int,
+        items: Mapping[str, tuple[int, int]],
+        cause: str,
+        *,
+        actor: str,
+        now: datetime,
+        head: tuple[int, str] | None = None,
+    ) -> None:
+        for ds in sorted(items):
+            rho, delta = items[ds]
+            self._add_totals(session, project_id, ds, reserved=(-rho, -delta))
+        record(
+            session,
+            BudgetReleased(
+                reservation_id=reservation_id,
+                project_id=project_id,
+                charges=_charges(items),
+                cause=cause,
+            ),
+            actor=actor,
+            now=now,
+            head=head,
+        )
+
+    def _release_one(
         self,
         session: Session,
         reservation_id: str,
@@ -711,42 +888,37 @@ class Ledger:
         *,
         actor: str,
         now: datetime,
-    ) -> None:
-        r = session.execute(sa.select(_res).where(_res.c.id == reservation_id)).one()
-        items = self._items(session, reservation_id)
-        datasets = sorted(items)
-        self._lock_caps(session, datasets)
-        self._lock_allowances(session, r.project_id, datasets)
-        for ds in datasets:
-            rho, delta = items[ds]
-            self._add_totals(session, r.project_id, ds, reserved=(-rho, -delta))
-        session.execute(
+    ) -> int:
+        """Release an open reservation (caller holds the chain lock); 0 if already settled."""
+        done = session.execute(
             _res.update()
-            .where(_res.c.id == reservation_id)
+            .where(_res.c.id == reservation_id, _res.c.state == ReservationState.RESERVED.value)
             .values(state=state.value, settled_at=now)
+            .returning(_res.c.project_id)
+        ).first()
+        if done is None:
+            return 0
+        items = self._items(session, reservation_id)
+        self._release_totals(
+            session, reservation_id, done.project_id, items, cause, actor=actor, now=now
         )
-        record(
-            session,
-            BudgetReleased(
-                reservation_id=reservation_id,
-                project_id=r.project_id,
-                charges=_charges(items),
-                cause=cause,
-            ),
-            actor=actor,
-            now=now,
-        )
+        return 1
 
-    def _expire(self, session: Session, now: datetime) -> int:
-        stale = list(
+    def _stale(self, session: Session, now: datetime) -> list[str]:
+        """Open reservations whose time ran out (a plain read; settled under the lock)."""
+        return list(
             session.execute(
                 sa.select(_res.c.id)
                 .where(_res.c.state == ReservationState.RESERVED, _res.c.expires_at <= now)
                 .order_by(_res.c.id)
             ).scalars()
         )
-        for rid in stale:
-            self._settle_release(
+
+    def _settle_stale(self, session: Session, stale: list[str], now: datetime) -> int:
+        """Expire the reservations found stale (caller holds the chain lock); returns how many."""
+        return sum(
+            self._release_one(
                 session, rid, ReservationState.EXPIRED, "expired", actor=LEDGER_ACTOR, now=now
             )
-        return len(stale)
+            for rid in stale
+        )
