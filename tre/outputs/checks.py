@@ -64,7 +64,8 @@ def _count(name: str, value: Any, row: int, column: str) -> int | None:
         )
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
-    if value < 0 or float(value) != int(value):
+    # Integers are compared as integers: float() of a huge count would overflow.
+    if value < 0 or (isinstance(value, float) and not value.is_integer()):
         raise InvalidInput(
             f"{name}: column {column!r}, row {row}: a count must be a whole number ≥ 0",
             reason="bad_count",

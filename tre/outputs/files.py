@@ -216,54 +216,143 @@ def _read_parquet(name: str, content: bytes) -> TableData:
     return TableData(columns, tuple(zip(*data, strict=True)) if data else ())
 
 
+_JSON_HINT = (
+    'Give a tre query result, {"columns": [names], "rows": [[...], ...]}, or a list of records '
+    "whose values are strings, numbers, booleans or null."
+)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _bad_json(name: str, path: str, problem: str) -> InvalidInput:
+    """A `bad_table` refusal naming the item and the JSON path (never the value found there)."""
+    return InvalidInput(f"{name}: {path}: {problem}", reason="bad_table", hint=_JSON_HINT)
+
+
 def _read_json(name: str, content: bytes) -> TableData:
+    text = decode_text(name, content)
     try:
-        doc = json.loads(decode_text(name, content))
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno})",
             reason="bad_table",
+            hint=_JSON_HINT,
         ) from None
-    hint = (
-        'Give a tre query result, {"columns": [names], "rows": [[...], ...]}, or a list of records.'
-    )
-    if isinstance(doc, list) and all(isinstance(r, dict) for r in doc):
-        columns: list[str] = []
-        for record in doc:
-            for k in record:
-                if k not in columns:
-                    columns.append(str(k))
-        return TableData(tuple(columns), tuple(tuple(r.get(c) for c in columns) for r in doc))
-    if isinstance(doc, dict) and isinstance(doc.get("columns"), list):
-        raw_cols = doc["columns"]
-        cols = tuple(str(c["name"]) if isinstance(c, dict) else str(c) for c in raw_cols)
-        rows = doc.get("rows")
-        if not isinstance(rows, list) or not all(
-            isinstance(r, list) and len(r) == len(cols) for r in rows
-        ):
-            raise InvalidInput(
-                f"{name}: 'rows' must be a list of rows with one value per column",
-                reason="bad_table",
-                hint=hint,
+    except (ValueError, RecursionError):
+        # Integers longer than Python's digit limit, or nesting deeper than the parser allows.
+        raise InvalidInput(
+            f"{name}: the JSON holds a number too long or nesting too deep to read",
+            reason="bad_table",
+            hint=_JSON_HINT,
+        ) from None
+    try:
+        # Lone surrogates (from "\\ud800"-style escapes) are not text: nothing can store them.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        raise InvalidInput(
+            f"{name}: the JSON holds a \\u escape that is not a character (a lone surrogate)",
+            reason="bad_table",
+            hint="Write the file again as UTF-8 text.",
+        ) from None
+    if isinstance(doc, list):
+        return _json_records(name, doc)
+    if isinstance(doc, dict) and "columns" in doc:
+        return _json_columns_rows(name, doc)
+    raise _bad_json(name, "$", "not a table")
+
+
+def _json_records(name: str, doc: list[Any]) -> TableData:
+    """A list of records: the columns are the keys in order of first appearance."""
+    columns: list[str] = []
+    seen: set[str] = set()
+    for i, record in enumerate(doc):
+        if not isinstance(record, dict):
+            raise _bad_json(name, f"$[{i}]", "a record must be an object")
+        for key, value in record.items():
+            if not isinstance(value, _SCALARS):
+                raise _bad_json(
+                    name,
+                    f"$[{i}][{json.dumps(key)}]",
+                    "a value must be a string, number, boolean or null",
+                )
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    return TableData(tuple(columns), tuple(tuple(r.get(c) for c in columns) for r in doc))
+
+
+def _json_columns_rows(name: str, doc: dict[str, Any]) -> TableData:
+    """`{"columns": [...], "rows": [[...], ...]}`, a tre query result's shape."""
+    raw_cols = doc["columns"]
+    if not isinstance(raw_cols, list):
+        raise _bad_json(name, "$.columns", "must be a list of column names")
+    cols: list[str] = []
+    for j, c in enumerate(raw_cols):
+        if isinstance(c, dict):
+            c = c.get("name")
+            if not isinstance(c, str):
+                raise _bad_json(name, f"$.columns[{j}].name", "a column needs a text name")
+        elif not isinstance(c, str):
+            raise _bad_json(name, f"$.columns[{j}]", 'a column is a name or {"name": …}')
+        cols.append(c)
+    rows = doc.get("rows")
+    if not isinstance(rows, list):
+        raise _bad_json(name, "$.rows", "'rows' must be a list of rows with one value per column")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(cols):
+            raise _bad_json(
+                name, f"$.rows[{i}]", "'rows' must be a list of rows with one value per column"
             )
-        provenance = _query_provenance(doc) if "query_id" in doc else None
-        return TableData(cols, tuple(tuple(r) for r in rows), provenance)
-    raise InvalidInput(f"{name}: not a table", reason="bad_table", hint=hint)
+        for j, value in enumerate(row):
+            if not isinstance(value, _SCALARS):
+                raise _bad_json(
+                    name, f"$.rows[{i}][{j}]", "a value must be a string, number, boolean or null"
+                )
+    provenance = _query_provenance(name, doc) if "query_id" in doc else None
+    return TableData(tuple(cols), tuple(tuple(r) for r in rows), provenance)
 
 
-def _query_provenance(doc: dict[str, Any]) -> Provenance:
+def _optional_text(name: str, doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _bad_json(name, f"$.{key}", "must be text or null")
+    return value
+
+
+def _query_provenance(name: str, doc: dict[str, Any]) -> Provenance:
     """The provenance a tre query result carries (`QueryResult.to_json`, plus its report)."""
-    datasets = tuple(
-        (str(d["name"]), int(d["version"])) for d in doc.get("datasets", []) if isinstance(d, dict)
-    )
+    query_id = doc["query_id"]
+    if not isinstance(query_id, str) or not query_id:
+        raise _bad_json(name, "$.query_id", "must be the query's id (text)")
+    datasets_raw = doc.get("datasets", [])
+    if not isinstance(datasets_raw, list):
+        raise _bad_json(name, "$.datasets", "must be a list of {name, version}")
+    datasets: list[tuple[str, int]] = []
+    for k, d in enumerate(datasets_raw):
+        if not isinstance(d, dict):
+            raise _bad_json(name, f"$.datasets[{k}]", "must be an object {name, version}")
+        if not isinstance(d.get("name"), str):
+            raise _bad_json(name, f"$.datasets[{k}].name", "a dataset needs a text name")
+        version = d.get("version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise _bad_json(name, f"$.datasets[{k}].version", "must be a whole number")
+        datasets.append((d["name"], version))
+    plan = doc.get("plan", [])
+    if not isinstance(plan, list):
+        raise _bad_json(name, "$.plan", "must be a list of text steps")
+    for k, step in enumerate(plan):
+        if not isinstance(step, str):
+            raise _bad_json(name, f"$.plan[{k}]", "a plan step must be text")
     disclosure = doc.get("disclosure")
+    if disclosure is not None and not isinstance(disclosure, dict):
+        raise _bad_json(name, "$.disclosure", "must be the query's disclosure report or null")
     return Provenance(
-        query_id=str(doc["query_id"]),
-        query=str(doc["sql"]) if isinstance(doc.get("sql"), str) else None,
-        mode=str(doc["mode"]) if doc.get("mode") is not None else None,
-        datasets=datasets,
-        plan=tuple(str(p) for p in doc.get("plan", []) if isinstance(p, str)),
-        disclosure=disclosure if isinstance(disclosure, dict) else None,
+        query_id=query_id,
+        query=_optional_text(name, doc, "sql"),
+        mode=_optional_text(name, doc, "mode"),
+        datasets=tuple(datasets),
+        plan=tuple(plan),
+        disclosure=disclosure,
     )
 
 
