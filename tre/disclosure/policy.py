@@ -155,15 +155,20 @@ def load_policy(path: str | Path) -> DisclosurePolicy:
             f"disclosure policy file {path} does not exist",
             hint="give the path of a YAML file, or a preset name to load_preset()",
         ) from None
+    return _policy_from_yaml(text, source=str(path))
+
+
+def _policy_from_yaml(text: str, *, source: str) -> DisclosurePolicy:
+    """Parse and validate policy YAML; errors name `source` (a path, or a preset's name)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise InvalidInput(
-            f"{path}:{where} is not valid YAML", hint="check indentation and quoting"
+            f"{source}:{where} is not valid YAML", hint="check indentation and quoting"
         ) from None
-    return policy_from_mapping(data, source=str(path))
+    return policy_from_mapping(data, source=source)
 
 
 def preset_names(directory: Path | None = None) -> tuple[str, ...]:
@@ -175,9 +180,12 @@ def load_preset(name: str, *, directory: Path | None = None) -> DisclosurePolicy
     """Load a named preset ("acro", "ons", "opensafely", "datashield", …)."""
     folder = directory or PRESET_DIR
     path = folder / f"{name}.yaml"
+    # Messages name the preset, never the folder: they reach researchers, who must not learn
+    # the server's paths.
     if "/" in name or "\\" in name or not path.is_file():
+        available = ", ".join(preset_names(folder)) or "(none)"
         raise NotFound(
-            f"no disclosure preset named {name!r} in {folder}",
-            hint=f"known presets: {', '.join(preset_names(folder)) or '(none)'}",
+            f"no disclosure preset named {name[:100]!r}; the available presets are: {available}",
+            hint=f"Choose one of the available presets: {available}.",
         )
-    return load_policy(path)
+    return _policy_from_yaml(path.read_text(encoding="utf-8"), source=f"preset {name!r}")
