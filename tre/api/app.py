@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +29,10 @@ from tre.catalog.catalog import Catalog
 from tre.config import Settings, load_settings
 from tre.db import Database, utcnow
 from tre.privacy.ledger import Ledger
+from tre.query.errors import QueryFailed
+from tre.query.execute import Worker
+
+log = logging.getLogger("tre.api")
 
 ROUTERS = (
     auth.router,
@@ -63,11 +69,13 @@ def create_app(
     database: Database | None = None,
     clock: Clock = utcnow,
     migrate: bool = False,
+    start_worker: bool = False,
 ) -> FastAPI:
     """A new API app over the control plane named by `settings` (or the `database` given).
 
     `migrate=True` upgrades the schema first (the `tre serve` command does it once before
-    starting workers). `clock` is injected so tests can move time.
+    starting workers). `clock` is injected so tests can move time. `start_worker=True` starts
+    the query sandbox when the app starts rather than on the first query (served apps do).
     """
     db = database or Database.from_settings(settings)
     if migrate:
@@ -84,6 +92,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_worker:
+            # Spawning the sandbox and loading DuckDB made a notebook's first query take
+            # seconds; warm it in the background so start-up (and /health) is not delayed.
+            worker = Worker()
+            app.state.query_worker = worker
+            threading.Thread(target=_warm, args=(worker,), daemon=True).start()
         yield
         query.close_worker(app)
         if owns_db:
@@ -111,6 +125,14 @@ def create_app(
     return app
 
 
+def _warm(worker: Worker) -> None:
+    """Start the sandbox process with a trivial statement (a failure is retried by a query)."""
+    try:
+        worker.run((), ("SELECT 1",))
+    except QueryFailed:
+        log.warning("the query sandbox did not start; the first query will start it")
+
+
 def app_from_environment() -> FastAPI:
     """The app for `uvicorn --factory tre.api.app:app_from_environment` (settings from TRE_*)."""
-    return create_app(load_settings())
+    return create_app(load_settings(), start_worker=True)
