@@ -185,6 +185,7 @@ def test_files_sorted_by_pseudonym_and_checksums_verify(world: dict[str, Any]) -
         world["keys"],
         file_size="200KB",
         row_group_size=4096,
+        bucket_rows=7_000,  # several buckets of people, each sorted on its own
     )
     files = [result.path / f.path for f in result.manifest.files]
     assert len(files) > 1

@@ -60,6 +60,9 @@ class IngestOptions:
     threads: int | None = None  # default: DuckDB's (all cores)
     row_group_size: int = 262_144
     file_size: str = "512MB"  # a new part file starts after about this many bytes
+    # People are written in buckets of about this many rows (contiguous in pseudonym order),
+    # so that each bucket's sort fits in memory instead of spilling to disk.
+    bucket_rows: int = 2_500_000
     compression: str = "zstd"
     progress: bool = False
 
@@ -159,8 +162,10 @@ def _ingest_locked(
                 _rare_categories(con, policy)
             out_dir = staging / ".out"
             with progress.stage("writing Parquet", con):
-                _write(con, policy, key, out_dir, opts)
-            files = _collect_parts(out_dir, staging)
+                folders = _write(con, policy, key, out_dir, opts)
+                # The raw rows are no longer needed: free their memory for the report.
+                con.execute("DROP TABLE raw")
+                files = _collect_parts(folders, staging)
             with progress.stage("ingest report", con):
                 schema, report, out_rows, people = _describe_output(con, staging, files, policy)
         finally:
@@ -291,16 +296,16 @@ def _pseudonymise(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, key: by
     params = hmac_params(key)
     for i, name in enumerate(_id_columns(policy)):
         q = quote_ident(name)
+        # HMAC per distinct raw spelling: spellings that normalise alike get the same
+        # pseudonym anyway, and this avoids a second grouping on the normalised form.
         con.execute(
             f"""
             CREATE TEMP TABLE _tre_ids_{i} AS
             WITH raw_ids AS (SELECT {q} AS raw_id, count(*) AS n FROM raw
                              WHERE {q} IS NOT NULL GROUP BY {q}),
-                 norm AS (SELECT raw_id, n, {normalise_sql("raw_id")} AS nid FROM raw_ids),
-                 pseud AS (SELECT nid, {hmac_sql("nid")} AS pid
-                           FROM (SELECT DISTINCT nid FROM norm))
-            SELECT norm.raw_id, norm.n, pseud.pid, dense_rank() OVER (ORDER BY pseud.pid) AS pord
-            FROM norm JOIN pseud USING (nid)
+                 pseud AS (SELECT raw_id, n, {hmac_sql(normalise_sql("raw_id"))} AS pid
+                           FROM raw_ids)
+            SELECT raw_id, n, pid, dense_rank() OVER (ORDER BY pid) AS pord FROM pseud
             """,
             params,
         )
@@ -362,19 +367,35 @@ def _select_list(policy: DatasetPolicy) -> list[str]:
     return first + rest
 
 
+def _buckets(con: duckdb.DuckDBPyConnection, rows_per_bucket: int) -> list[tuple[int, int]]:
+    """Ranges of `pord` holding about `rows_per_bucket` rows each, in pseudonym order."""
+    return [
+        (int(lo), int(hi))
+        for lo, hi in con.execute(
+            f"""
+            WITH per_person AS (SELECT pord, sum(n) AS n FROM _tre_ids_0 GROUP BY pord),
+                 cum AS (SELECT pord, sum(n) OVER (ORDER BY pord) - n AS before FROM per_person)
+            SELECT min(pord), max(pord) FROM cum
+            GROUP BY before // {int(rows_per_bucket)} ORDER BY 1
+            """
+        ).fetchall()
+    ]
+
+
 def _write(
     con: duckdb.DuckDBPyConnection,
     policy: DatasetPolicy,
     key: bytes,
     out_dir: Path,
     opts: IngestOptions,
-) -> None:
-    """One COPY: join pseudonyms, generalise, rank per person, sort by pseudonym, write Parquet."""
+) -> list[Path]:
+    """Join pseudonyms, generalise, rank per person, sort by pseudonym, write Parquet.
+
+    One COPY per bucket of people (contiguous in pseudonym order), so that each sort fits in
+    memory instead of spilling; the buckets' files, in bucket order, are sorted as a whole.
+    Returns the folders written, in order.
+    """
     ids = _id_columns(policy)
-    joins = []
-    for i, name in enumerate(ids):
-        kind = "JOIN" if i == 0 else "LEFT JOIN"
-        joins.append(f"{kind} _tre_ids_{i} m{i} ON r.{quote_ident(name)} = m{i}.raw_id")
     select = ",\n       ".join(_select_list(policy))
     # Keyed order within a person: a hash of the row's position mixed with a secret seed
     # derived from the custodian key (the order must not follow file order or values).
@@ -382,28 +403,44 @@ def _write(
         f"row_number() OVER (PARTITION BY m0.pord ORDER BY hash(r.rowid, $seed)) "
         f"AS {quote_ident(RANK_COLUMN)}"
     )
-    sql = f"""
-        COPY (
-            SELECT {select},
-                   {rank}
-            FROM raw r
-            {" ".join(joins)}
-            ORDER BY m0.pord, {quote_ident(RANK_COLUMN)}
-        ) TO {quote_literal(str(out_dir))} (
-            FORMAT parquet,
-            COMPRESSION {opts.compression},
-            ROW_GROUP_SIZE {int(opts.row_group_size)},
-            FILE_SIZE_BYTES {quote_literal(opts.file_size)}
-        )
-    """
-    con.execute(sql, {"seed": rank_seed(key)})
+    folders = []
+    out_dir.mkdir(mode=0o700)
+    for b, (lo, hi) in enumerate(_buckets(con, opts.bucket_rows)):
+        joins = [
+            f"JOIN (SELECT * FROM _tre_ids_0 WHERE pord BETWEEN {lo} AND {hi}) m0 "
+            f"ON r.{quote_ident(ids[0])} = m0.raw_id"
+        ]
+        for i, name in enumerate(ids[1:], start=1):
+            joins.append(f"LEFT JOIN _tre_ids_{i} m{i} ON r.{quote_ident(name)} = m{i}.raw_id")
+        folder = out_dir / f"b{b:05d}"
+        sql = f"""
+            COPY (
+                SELECT {select},
+                       {rank}
+                FROM raw r
+                {" ".join(joins)}
+                ORDER BY m0.pord, {quote_ident(RANK_COLUMN)}
+            ) TO {quote_literal(str(folder))} (
+                FORMAT parquet,
+                COMPRESSION {opts.compression},
+                ROW_GROUP_SIZE {int(opts.row_group_size)},
+                FILE_SIZE_BYTES {quote_literal(opts.file_size)}
+            )
+        """
+        con.execute(sql, {"seed": rank_seed(key)})
+        folders.append(folder)
+    return folders
 
 
-def _collect_parts(out_dir: Path, staging: Path) -> list[ManifestFile]:
-    """Move DuckDB's `data_<i>.parquet` files to `part-<i>.parquet` in order, with checksums."""
+def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
+    """Move DuckDB's `data_<i>.parquet` files to `part-<n>.parquet` in order, with checksums."""
     import pyarrow.parquet as pq
 
-    written = sorted(out_dir.glob("*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    written = [
+        p
+        for folder in folders
+        for p in sorted(folder.glob("*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    ]
     files = []
     for i, path in enumerate(written):
         target = staging / PART_PATTERN.format(i)
