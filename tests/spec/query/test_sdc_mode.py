@@ -186,3 +186,28 @@ def test_refused_shapes_in_sdc_mode(service: QueryService) -> None:
         with pytest.raises(QueryRefused) as info:
             service.run(sql, G, mode=Mode.SDC)
         assert info.value.reason == "sdc_not_supported"
+
+
+def test_binned_keys_joins_and_ctes_in_sdc_mode(service: QueryService) -> None:
+    # All stays are 3 days: bins 10, 20, 30 are empty (zeros are disclosive under acro), and
+    # the total would give them away unless bin 0 is withheld too.
+    t = _table(
+        service,
+        "SELECT floor(length_of_stay / 10) * 10 AS los, COUNT(*) FROM health GROUP BY los",
+    )
+    assert set(t) == {(0,), (10,), (20,), (30,)}
+    assert all(t[(b,)] == (None, "threshold") for b in (10, 20, 30))
+    assert t[(0,)] == (None, "secondary")
+    t = _table(
+        service,
+        "WITH x AS (SELECT pid, sex, CASE WHEN cost > 100 THEN 'high' ELSE 'low' END AS band "
+        "FROM health) SELECT sex, band, COUNT(DISTINCT pid) AS people FROM x GROUP BY 1, 2",
+    )
+    assert len(t) == 4
+    for (sex, band), (value, why) in t.items():
+        if why is None:
+            want = sum(
+                sum(1 for x in TRUTH[(sex, c)] if (x / 3 > 100) == (band == "high"))
+                for c in CHAPTERS
+            )
+            assert value == want
