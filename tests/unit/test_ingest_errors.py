@@ -282,3 +282,19 @@ def test_a_failed_ingest_keeps_the_previous_version(env: dict[str, Any]) -> None
     names = sorted(p.name for p in (env["datasets"] / "health").iterdir())
     assert names == [".lock", "v1"]
     assert first.path.is_dir()
+
+
+def test_running_out_of_memory_is_a_clear_error_and_publishes_nothing(env: dict[str, Any]) -> None:
+    from tre.ingest.pipeline import IngestOptions, ResourceLimit
+
+    good = write_csv(env["tmp"] / "good.csv", env["rows"] * 50)
+    with pytest.raises(ResourceLimit) as info:
+        ingest(
+            good,
+            env["policy"],
+            datasets_dir=env["datasets"],
+            key_store=env["keys"],
+            options=IngestOptions(memory_limit="2MB", threads=1),
+        )
+    assert "--memory-limit" in (info.value.hint or "")
+    assert [p.name for p in (env["datasets"] / "health").iterdir()] == [".lock"]

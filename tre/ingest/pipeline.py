@@ -40,7 +40,7 @@ from tre.catalog.manifest import (
     sha256_file,
 )
 from tre.catalog.policy import RANK_COLUMN, DatasetPolicy, RareToOtherRule, load_policy
-from tre.errors import InternalError
+from tre.errors import InternalError, UserError
 from tre.ingest import checks, source
 from tre.ingest.errors import ExtractError
 from tre.ingest.generalise import quote_ident, quote_literal, rare_to_other_sql, rule_sql
@@ -50,6 +50,13 @@ from tre.ingest.publish import clean_staging, dataset_lock, new_staging, next_ve
 from tre.ingest.report import ingest_report
 
 PART_PATTERN = "part-{:05d}.parquet"
+
+
+class ResourceLimit(UserError):
+    """The ingest needs more memory or disk than it was given."""
+
+    def __init__(self, message: str, *, hint: str):
+        super().__init__(message, reason="resource_limit", status=507, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,15 @@ def ingest(
                 return _ingest_locked(
                     extract, policy, policy_file, key, dataset_dir, staging, opts, progress
                 )
+        except duckdb.OutOfMemoryException:
+            raise ResourceLimit(
+                "the ingest ran out of memory",
+                hint=f"Raise the memory limit (now {opts.memory_limit}, e.g. --memory-limit "
+                "4GB) or use fewer threads; nothing was published.",
+            ) from None
+        except duckdb.Error as exc:
+            # DuckDB's message can quote values from the extract: keep only its kind.
+            raise InternalError(f"DuckDB {type(exc).__name__} during ingest") from None
         finally:
             # Published: the staging folder was renamed away. Anything else: remove it.
             shutil.rmtree(staging, ignore_errors=True)
@@ -227,6 +243,8 @@ def _load(
             sql = source.csv_source_sql(extract, header, policy, enums)
             try:
                 con.execute(f"CREATE TEMP TABLE raw AS {sql}")
+            except duckdb.OutOfMemoryException:
+                raise
             except duckdb.Error:
                 # DuckDB's message may quote file content: never forward it.
                 raise ExtractError(
