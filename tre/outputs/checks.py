@@ -1,7 +1,9 @@
 """Automatic disclosure checks of output items, with `tre.disclosure` and the request's preset.
 
 * A table is a frequency table of its count column: each row is one cell whose contributors
-  are that row's count (threshold and zero rules). Without per-cell contributions nothing
+  are that row's count (threshold and zero rules) — unless it is the result of a
+  differentially private query (verified by the caller): its counts carry noise, are not
+  record counts, may be negative, and the noise is what protects them. Without per-cell contributions nothing
   else can be checked — the verdict says so — and when the table came from a tre query its
   own disclosure report rides along and its status counts too (worst wins).
 * A figure is checked through the table it was drawn from (which must be in the request).
@@ -28,6 +30,14 @@ COUNTS_ONLY_NOTE = (
     "(n,k), p% and the other magnitude rules could not be applied; output checkers judge those"
 )
 TEXT_NOTE = "free text is not checked automatically: output checkers review it by hand"
+DP_SKIPPED_NOTE = (
+    "the count-based SDC rules (threshold, zero) were not applied: noisy counts say nothing "
+    "certain about the records behind a cell, and may be negative"
+)
+DP_UNVERIFIED_NOTE = (
+    "the file says it is a differentially private query result, but no DP query with its id "
+    "was answered for this project: its counts were checked as record counts"
+)
 _ORDER = (CheckStatus.PASS, CheckStatus.REVIEW, CheckStatus.FAIL)
 
 
@@ -53,7 +63,14 @@ def find_count_column(table: TableData, requested: str | None) -> str | None:
     return None
 
 
-def _count(name: str, value: Any, row: int, column: str) -> int | None:
+def dp_note(rho: float) -> str:
+    """The verdict's note for a verified differentially private query result."""
+    return (
+        f"differentially private: protected by noise, cost ρ={rho:g}; counts are not record counts"
+    )
+
+
+def _count(name: str, value: Any, row: int, column: str, hint: str) -> int | None:
     """A row's count; None when the cell is already redacted (blank or a marker text)."""
     if value is None or isinstance(value, str):
         return None
@@ -69,7 +86,7 @@ def _count(name: str, value: Any, row: int, column: str) -> int | None:
         raise InvalidInput(
             f"{name}: column {column!r}, row {row}: a count must be a whole number ≥ 0",
             reason="bad_count",
-            hint="Counts are numbers of records or people.",
+            hint=hint,
         )
     return int(value)
 
@@ -81,16 +98,28 @@ def check_table_item(
     *,
     count_column: str | None = None,
     provenance: Provenance | None = None,
+    dp_rho: float | None = None,
 ) -> CheckResult:
-    """Check a table on its count column; fold in the query's own report if it has one."""
+    """Check a table on its count column; fold in the query's own report if it has one.
+
+    `dp_rho` is the privacy cost of the DP query the table came from, given by the caller only
+    once it has verified that provenance (the file's own word is not enough): such a table's
+    counts carry noise, so the count-based rules — and the refusal of negative counts — do
+    not apply to it.
+    """
     notes: list[str] = []
     status = CheckStatus.PASS
+    claims_dp = provenance is not None and provenance.mode == "dp"
     if provenance is not None and provenance.disclosure is not None:
         carried = str(provenance.disclosure.get("status", "review"))
         carried_status = CheckStatus(carried) if carried in _ORDER else CheckStatus.REVIEW
         status = worst(status, carried_status)
         notes.append(f"the query engine's disclosure report rides along (status {carried})")
     column = find_count_column(table, count_column)
+    if dp_rho is not None:
+        return CheckResult(status=status, notes=(dp_note(dp_rho), DP_SKIPPED_NOTE, *notes))
+    if claims_dp:
+        notes.append(DP_UNVERIFIED_NOTE)
     if column is None:
         notes.append(
             "no count column (name one, e.g. 'n' or 'count'): the table was not checked "
@@ -101,11 +130,17 @@ def check_table_item(
     # Only n's relation to the threshold matters to the frequency rules: capping the
     # placeholder contributions keeps memory bounded whatever the counts are.
     cap = policy.threshold + 1
+    count_hint = (
+        "Counts are numbers of records or people. Noisy counts are accepted only from a "
+        "differentially private query tre answered for this project (its result JSON)."
+        if claims_dp
+        else "Counts are numbers of records or people."
+    )
     cells: list[Cell] = []
     positions: list[int] = []
     redacted = 0
     for i, row in enumerate(table.rows):
-        n = _count(name, row[col_index], i + 1, column)
+        n = _count(name, row[col_index], i + 1, column, count_hint)
         if n is None:
             redacted += 1
             continue

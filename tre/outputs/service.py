@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tre import governance as g
 from tre.audit import AuditEvent, record, user_actor
+from tre.audit.store import AuditEventRow
 from tre.config import Settings
 from tre.db import Database
 from tre.disclosure import DisclosurePolicy, load_preset
@@ -241,6 +242,7 @@ class OutputService:
             ctx = _text(context, "context", MAX_TEXT)
             exc_text = _optional_text(exception, "exception")
             check, media, prov = self._gate_and_check(
+                s,
                 req,
                 fname,
                 item_kind,
@@ -311,6 +313,7 @@ class OutputService:
 
     def _gate_and_check(
         self,
+        s: Session,
         req: OutputRequest,
         name: str,
         kind: ItemKind,
@@ -336,8 +339,11 @@ class OutputService:
             table = files.read_table(name, ext, content, self.limits)
             files.check_identifiers(name, table)
             prov = provenance or table.provenance
+            dp_rho = None
+            if prov is not None and prov.mode == "dp" and prov.query_id:
+                dp_rho = _dp_query_cost(s, req.project_id, prov.query_id)
             check = checks.check_table_item(
-                name, table, policy, count_column=count_column, provenance=prov
+                name, table, policy, count_column=count_column, provenance=prov, dp_rho=dp_rho
             )
             return check, ext[1:], prov
         if kind is ItemKind.FIGURE:
@@ -1032,6 +1038,29 @@ def _optional_text(value: str | None, what: str) -> str | None:
     if value is None:
         return None
     return _text(value, what, MAX_TEXT)
+
+
+def _dp_query_cost(s: Session, project_id: int, query_id: str) -> float | None:
+    """ρ of the DP query `query_id` answered for this project, from the audit log; else None.
+
+    A table's claim to be a DP query result lifts the count-based SDC rules, so it must rest
+    on the record of tre's query engine (its `query.answered` event), not on the file.
+    """
+    needle = '"query_id":' + json.dumps(query_id, ensure_ascii=False)  # as canonical_json writes
+    rows = s.execute(
+        sa.select(AuditEventRow.payload)
+        .where(AuditEventRow.event_type == "query.answered")
+        .where(AuditEventRow.payload.contains(needle, autoescape=True))
+    ).scalars()
+    for raw in rows:
+        payload = json.loads(raw)
+        if (
+            payload.get("query_id") == query_id
+            and payload.get("project_id") == project_id
+            and payload.get("mode") == "dp"
+        ):
+            return float(payload["rho"])
+    return None
 
 
 def _kind(kind: ItemKind | str) -> ItemKind:
