@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -259,4 +260,41 @@ def test_the_audit_trail_adds_up_to_the_ledger(ledger_db: Database) -> None:
             for c in e.payload["charges"]
         ]
         assert sum(committed) == L.cap(s, "health").committed.rho == Decimal("0.130000000007")
+        assert verify(s).ok
+
+
+def test_racing_settlements_of_one_reservation_settle_it_once(ledger_db: Database) -> None:
+    """Commits and releases of the same reservation race from threads: exactly one wins."""
+    db = ledger_db
+    with db.transaction() as s:
+        rid = L.reserve(s, 1, {"health": rho("0.2")}, actor="user:4", now=T0)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def settle(n: int) -> None:
+        barrier.wait()
+        try:
+            with db.transaction() as s:
+                if n % 2:
+                    L.commit(s, rid, actor="user:4", now=T0 + timedelta(minutes=1))
+                else:
+                    L.release(s, rid, actor="user:4", now=T0 + timedelta(minutes=1))
+            outcomes.append("commit" if n % 2 else "release")
+        except Conflict as exc:
+            outcomes.append(exc.reason or "conflict")
+
+    threads = [threading.Thread(target=settle, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [o for o in outcomes if o in ("commit", "release")]
+    assert len(outcomes) == 6 and len(won) == 1, outcomes
+    with db.read() as s:
+        a = L.allowance(s, 1, "health")
+        assert a.reserved == Budget.zero()
+        assert a.committed == (rho("0.2") if won == ["commit"] else Budget.zero())
+        kind = "budget.committed" if won == ["commit"] else "budget.released"
+        settled = read_events(s, event_type=kind, limit=10)
+        assert len(settled) == 1
         assert verify(s).ok

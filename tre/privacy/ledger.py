@@ -146,6 +146,88 @@ _res = cast(sa.Table, BudgetReservation.__table__)
 _items = cast(sa.Table, BudgetReservationItem.__table__)
 
 
+def _p(name: str) -> Any:
+    return sa.bindparam(name)
+
+
+# The hot path's statements, built once: building SQLAlchemy expressions per call cost more
+# CPU than executing them. Bound parameters are named x_* (column names are reserved).
+_TODAY, _R, _D = _p("x_today"), _p("x_rho"), _p("x_delta")
+_HOLD_ALLOWANCE = (
+    _allow.update()
+    .where(
+        _allow.c.project_id == _p("x_project"),
+        _allow.c.dataset == _p("x_dataset"),
+        _allow.c.closed_at.is_(None),
+        _allow.c.valid_from <= _TODAY,
+        _allow.c.valid_until >= _TODAY,
+        _allow.c.rho_committed + _allow.c.rho_reserved + _R <= _allow.c.rho_allowed,
+        _allow.c.delta_committed + _allow.c.delta_reserved + _D <= _allow.c.delta_allowed,
+    )
+    .values(rho_reserved=_allow.c.rho_reserved + _R, delta_reserved=_allow.c.delta_reserved + _D)
+)
+_HOLD_CAP = (
+    _caps.update()
+    .where(
+        _caps.c.dataset == _p("x_dataset"),
+        _caps.c.rho_committed + _caps.c.rho_reserved + _R <= _caps.c.rho_cap,
+        _caps.c.delta_committed + _caps.c.delta_reserved + _D <= _caps.c.delta_cap,
+    )
+    .values(rho_reserved=_caps.c.rho_reserved + _R, delta_reserved=_caps.c.delta_reserved + _D)
+)
+
+
+def _add_to(table: sa.Table, where: Any) -> Any:
+    return (
+        table.update()
+        .where(where)
+        .values(
+            rho_reserved=table.c.rho_reserved + _p("x_rho_reserved"),
+            delta_reserved=table.c.delta_reserved + _p("x_delta_reserved"),
+            rho_committed=table.c.rho_committed + _p("x_rho_committed"),
+            delta_committed=table.c.delta_committed + _p("x_delta_committed"),
+        )
+    )
+
+
+_ADD_ALLOWANCE = _add_to(
+    _allow, sa.and_(_allow.c.project_id == _p("x_project"), _allow.c.dataset == _p("x_dataset"))
+)
+_ADD_CAP = _add_to(_caps, _caps.c.dataset == _p("x_dataset"))
+_STALE = (
+    sa.select(_res.c.id)
+    .where(_res.c.state == ReservationState.RESERVED.value, _res.c.expires_at <= _p("x_now"))
+    .order_by(_res.c.id)
+)
+_OPEN = (
+    sa.select(
+        _res.c.project_id,
+        _res.c.state,
+        _res.c.created_at,
+        _res.c.expires_at,
+        _items.c.dataset,
+        _items.c.rho_reserved,
+        _items.c.delta_reserved,
+    )
+    .join(_items, _items.c.reservation_id == _res.c.id)
+    .where(_res.c.id == _p("x_id"))
+)
+_SETTLE = (
+    _res.update()
+    .where(
+        _res.c.id == _p("x_id"),
+        _res.c.state == ReservationState.RESERVED.value,
+        _res.c.expires_at > _p("x_now"),
+    )
+    .values(state=_p("x_state"), settled_at=_p("x_now"))
+)
+_ITEM_COMMITTED = (
+    _items.update()
+    .where(_items.c.reservation_id == _p("x_id"), _items.c.dataset == _p("x_dataset"))
+    .values(rho_committed=_p("x_rho"), delta_committed=_p("x_delta"))
+)
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -410,16 +492,17 @@ class Ledger:
         # inserting a reservation under a fresh random id (see "Concurrency" above).
         stale = self._stale(session, now)
         session.execute(
-            _res.insert().values(
-                id=rid,
-                project_id=project_id,
-                state=ReservationState.RESERVED.value,
-                actor=actor,
-                purpose=purpose,
-                created_at=now,
-                expires_at=expires_at,
-                settled_at=None,
-            )
+            _res.insert(),
+            {
+                "id": rid,
+                "project_id": project_id,
+                "state": ReservationState.RESERVED.value,
+                "actor": actor,
+                "purpose": purpose,
+                "created_at": now,
+                "expires_at": expires_at,
+                "settled_at": None,
+            },
         )
         session.execute(
             _items.insert(),
@@ -442,36 +525,18 @@ class Ledger:
         for ds, (r, d) in units.items():
             # Check and add in one statement each: the row changes only if the hold fits.
             held = session.execute(
-                _allow.update()
-                .where(
-                    _allow.c.project_id == project_id,
-                    _allow.c.dataset == ds,
-                    _allow.c.closed_at.is_(None),
-                    _allow.c.valid_from <= today,
-                    _allow.c.valid_until >= today,
-                    _allow.c.rho_committed + _allow.c.rho_reserved + r <= _allow.c.rho_allowed,
-                    _allow.c.delta_committed + _allow.c.delta_reserved + d
-                    <= _allow.c.delta_allowed,
-                )
-                .values(
-                    rho_reserved=_allow.c.rho_reserved + r,
-                    delta_reserved=_allow.c.delta_reserved + d,
-                )
+                _HOLD_ALLOWANCE,
+                {
+                    "x_project": project_id,
+                    "x_dataset": ds,
+                    "x_today": today,
+                    "x_rho": r,
+                    "x_delta": d,
+                },
             )
             if _rowcount(held) != 1:
                 self._refuse_allowance(session, project_id, ds, charges[ds], today)
-            held = session.execute(
-                _caps.update()
-                .where(
-                    _caps.c.dataset == ds,
-                    _caps.c.rho_committed + _caps.c.rho_reserved + r <= _caps.c.rho_cap,
-                    _caps.c.delta_committed + _caps.c.delta_reserved + d <= _caps.c.delta_cap,
-                )
-                .values(
-                    rho_reserved=_caps.c.rho_reserved + r,
-                    delta_reserved=_caps.c.delta_reserved + d,
-                )
-            )
+            held = session.execute(_HOLD_CAP, {"x_dataset": ds, "x_rho": r, "x_delta": d})
             if _rowcount(held) != 1:
                 self._refuse_cap(session, ds, charges[ds])
         record(
@@ -546,9 +611,13 @@ class Ledger:
         # reservation writes them, and it holds nothing else yet, so no one can wait in a cycle.
         for ds in datasets:
             session.execute(
-                _items.update()
-                .where(_items.c.reservation_id == reservation_id, _items.c.dataset == ds)
-                .values(rho_committed=spent[ds][0], delta_committed=spent[ds][1])
+                _ITEM_COMMITTED,
+                {
+                    "x_id": reservation_id,
+                    "x_dataset": ds,
+                    "x_rho": spent[ds][0],
+                    "x_delta": spent[ds][1],
+                },
             )
         head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
         if self._settle_stale(session, stale, now):
@@ -763,20 +832,16 @@ class Ledger:
         reserved: tuple[int, int] = (0, 0),
         committed: tuple[int, int] = (0, 0),
     ) -> None:
-        for table, where in (
-            (_allow, sa.and_(_allow.c.project_id == project_id, _allow.c.dataset == dataset)),
-            (_caps, _caps.c.dataset == dataset),
-        ):
-            session.execute(
-                table.update()
-                .where(where)
-                .values(
-                    rho_reserved=table.c.rho_reserved + reserved[0],
-                    delta_reserved=table.c.delta_reserved + reserved[1],
-                    rho_committed=table.c.rho_committed + committed[0],
-                    delta_committed=table.c.delta_committed + committed[1],
-                )
-            )
+        params = {
+            "x_project": project_id,
+            "x_dataset": dataset,
+            "x_rho_reserved": reserved[0],
+            "x_delta_reserved": reserved[1],
+            "x_rho_committed": committed[0],
+            "x_delta_committed": committed[1],
+        }
+        session.execute(_ADD_ALLOWANCE, params)
+        session.execute(_ADD_CAP, params)
 
     def _items(self, session: Session, reservation_id: str) -> dict[str, tuple[int, int]]:
         rows = session.execute(
@@ -791,19 +856,7 @@ class Ledger:
 
         A plain read: `_settle` re-checks the state under the chain lock.
         """
-        rows = session.execute(
-            sa.select(
-                _res.c.project_id,
-                _res.c.state,
-                _res.c.created_at,
-                _res.c.expires_at,
-                _items.c.dataset,
-                _items.c.rho_reserved,
-                _items.c.delta_reserved,
-            )
-            .join(_items, _items.c.reservation_id == _res.c.id)
-            .where(_res.c.id == reservation_id)
-        ).all()
+        rows = session.execute(_OPEN, {"x_id": reservation_id}).all()
         if not rows:
             raise NotFound(f"no budget reservation {reservation_id!r}")
         r = rows[0]
@@ -832,13 +885,7 @@ class Ledger:
         never both succeed.
         """
         done = session.execute(
-            _res.update()
-            .where(
-                _res.c.id == reservation_id,
-                _res.c.state == ReservationState.RESERVED.value,
-                _res.c.expires_at > now,
-            )
-            .values(state=state.value, settled_at=now)
+            _SETTLE, {"x_id": reservation_id, "x_state": state.value, "x_now": now}
         )
         if _rowcount(done) == 1:
             return
@@ -906,13 +953,7 @@ class Ledger:
 
     def _stale(self, session: Session, now: datetime) -> list[str]:
         """Open reservations whose time ran out (a plain read; settled under the lock)."""
-        return list(
-            session.execute(
-                sa.select(_res.c.id)
-                .where(_res.c.state == ReservationState.RESERVED, _res.c.expires_at <= now)
-                .order_by(_res.c.id)
-            ).scalars()
-        )
+        return list(session.execute(_STALE, {"x_now": now}).scalars())
 
     def _settle_stale(self, session: Session, stale: list[str], now: datetime) -> int:
         """Expire the reservations found stale (caller holds the chain lock); returns how many."""
