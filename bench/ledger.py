@@ -33,8 +33,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import psutil
 import sqlalchemy as sa
+from fastapi import FastAPI
 
 from tre import audit
 from tre import governance as g
@@ -66,6 +69,9 @@ class Run:
     reserve_ms: list[float] = field(default_factory=list)
     commit_ms: list[float] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ceiling: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict."""
@@ -91,6 +97,17 @@ class Run:
             "reserve_p99_ms": pct(self.reserve_ms, 99),
             "commit_p50_ms": pct(self.commit_ms, 50),
             "commit_p99_ms": pct(self.commit_ms, 99),
+            "cpu_ms_per_request": {
+                k: round(v * 1000 / max(1, self.attempts + self.committed), 2)
+                for k, v in self.cpu_s.items()
+            },
+            "load_average": [round(x, 2) for x in self.load],
+            "ceiling": self.ceiling,
+            "fraction_of_ceiling": (
+                round(2 * self.committed / self.seconds / self.ceiling["requests_per_s"], 2)
+                if self.ceiling
+                else None
+            ),
             "overspend": self.checks.get("overspend"),
             "checks_ok": all(v is True for k, v in self.checks.items() if k != "overspend")
             and self.checks.get("overspend") is False,
@@ -197,62 +214,110 @@ def _check(url: str, project_id: int, run: Run, allowance_units: int) -> None:
     }
 
 
-async def _post(http: httpx.AsyncClient, path: str, body: Any, run: Run) -> httpx.Response:
+async def _post(http: aiohttp.ClientSession, path: str, body: Any, run: Run) -> tuple[int, Any]:
     """POST, retrying while the server answers 503 busy (as a well-behaved client does)."""
     while True:
-        r = await http.post(path, json=body)
-        if r.status_code != 503:
-            return r
+        async with http.post(path, json=body) as r:
+            status, payload = r.status, await r.json(content_type=None)
+        if status != 503:
+            return status, payload
         run.retries += 1
         await asyncio.sleep(0.05)
 
 
-async def _client(http: httpx.AsyncClient, project_id: int, run: Run, stop: asyncio.Event) -> None:
+async def _client(
+    http: aiohttp.ClientSession, project_id: int, run: Run, stop: asyncio.Event
+) -> None:
     body = {"project_id": project_id, "charges": {"bench": {"rho": str(AMOUNT)}}}
     while not stop.is_set():
         t0 = time.perf_counter()
-        r = await _post(http, "/ledger/reservations", body, run)
+        status, r = await _post(http, "/ledger/reservations", body, run)
         run.reserve_ms.append((time.perf_counter() - t0) * 1000)
         run.attempts += 1
-        if r.status_code == 409:
+        if status == 409:
             run.refused += 1
             stop.set()  # the allowance is spent: every client stops after its current call
             continue
-        if r.status_code != 201:
+        if status != 201:
             run.errors += 1
             stop.set()
-            print(f"unexpected {r.status_code}: {r.text[:300]}", file=sys.stderr)
+            print(f"unexpected {status}: {str(r)[:300]}", file=sys.stderr)
             continue
         run.reserved += 1
         t1 = time.perf_counter()
-        c = await _post(http, f"/ledger/reservations/{r.json()['id']}/commit", {}, run)
+        c_status, c = await _post(http, f"/ledger/reservations/{r['id']}/commit", {}, run)
         run.commit_ms.append((time.perf_counter() - t1) * 1000)
-        if c.status_code == 200:
+        if c_status == 200:
             run.committed += 1
         else:
             run.errors += 1
-            print(f"commit {c.status_code}: {c.text[:300]}", file=sys.stderr)
+            print(f"commit {c_status}: {str(c)[:300]}", file=sys.stderr)
 
 
 async def _drive(base: str, project_id: int, run: Run) -> None:
-    limits = httpx.Limits(max_connections=run.clients, max_keepalive_connections=run.clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
-        r = await http.post("/auth/login", json={"username": "admin", "password": PASSWORD})
-        r.raise_for_status()
-        http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    # aiohttp, not httpx, drives the load: on this 2-core machine httpx's async client spent
+    # 6-8 ms of CPU per request (measured), more than the server, so it was the bottleneck.
+    # One session = one keep-alive connection pool reused by all clients.
+    connector = aiohttp.TCPConnector(limit=run.clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as http:
+        login = {"username": "admin", "password": PASSWORD}
+        status, r = await _post(http, "/auth/login", login, run)
+        if status != 200:
+            raise RuntimeError(f"login failed with {status}")
+        http.headers["Authorization"] = f"Bearer {r['access_token']}"
         stop = asyncio.Event()
         t0 = time.perf_counter()
         await asyncio.gather(*(_client(http, project_id, run, stop) for _ in range(run.clients)))
         run.seconds = time.perf_counter() - t0
 
 
-def _serve(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _cpu(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server (all workers) and this client."""
+
+    def used(p: psutil.Process) -> float:
+        try:
+            t = p.cpu_times()
+            return float(t.user + t.system)
+        except psutil.Error:
+            return 0.0
+
+    server = psutil.Process(server_pid)
+    return {
+        "server": sum(used(p) for p in [server, *server.children(recursive=True)]),
+        "client": time.process_time(),
+    }
+
+
+def _wait_idle(server_pid: int, *, limit_s: float = 120) -> None:
+    """Wait until every worker finished importing (the server tree stops using CPU).
+
+    /health answers as soon as the first worker is up; on a loaded 2-core machine the others
+    can take many seconds more, and their imports would be counted against the requests.
+    """
+    server = psutil.Process(server_pid)
+    deadline = time.monotonic() + limit_s
+    last = None
+    while time.monotonic() < deadline:
+        tree = [server, *server.children(recursive=True)]
+        used = sum(sum(p.cpu_times()[:2]) for p in tree)
+        if last is not None and used - last < 0.05:
+            return
+        last = used
+        time.sleep(1)
+
+
+def _serve(
+    url: str, workdir: Path, workers: int, factory: str = "tre.api.app:app_from_environment"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
+    repo = str(Path(__file__).resolve().parent.parent)
     env = {
         **os.environ,
         "TRE_DATABASE_URL": url,
         "TRE_DATA_ROOT": str(workdir / "data"),
         "TRE_KEY_DIR": str(workdir / "keys"),
+        "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p),
     }
     proc = subprocess.Popen(
         [
@@ -260,7 +325,7 @@ def _serve(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[byte
             "-m",
             "uvicorn",
             "--factory",
-            "tre.api.app:app_from_environment",
+            factory,
             "--host",
             "127.0.0.1",
             "--port",
@@ -277,6 +342,7 @@ def _serve(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[byte
     for _ in range(300):
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                _wait_idle(proc.pid)
                 return proc, base
         except httpx.HTTPError:
             pass
@@ -287,8 +353,90 @@ def _serve(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[byte
     raise RuntimeError("the API server did not start within 30 s")
 
 
-def bench_one(database: str, *, workers: int, clients: int, reservations: int) -> Run:
-    """Set up, serve, drive and check one database."""
+# --- the ceiling: the same server stack doing the least a ledger write could do ---------------
+
+CEILING_TABLE = "bench_ceiling"
+
+
+def ceiling_app() -> FastAPI:
+    """A bare app: POST /ceiling runs one UPDATE in a tre write transaction, no auth, no audit.
+
+    Served by the same uvicorn command, database engine (tre.db) and client as the ledger
+    run, it measures what this machine can do through HTTP at best right now: the ledger can
+    at most reach half its requests/s in reserve + commit cycles (two requests each).
+    """
+    db = Database.from_url(os.environ["TRE_DATABASE_URL"])
+    app = FastAPI()
+    bump = sa.text(f"UPDATE {CEILING_TABLE} SET n = n + 1 WHERE id = 1")
+
+    @app.post("/ceiling")
+    def ceiling() -> dict[str, int]:
+        with db.transaction() as s:
+            s.execute(bump)
+        return {"ok": 1}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def _drive_ceiling(base: str, clients: int, seconds: float) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, connector=connector) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                async with http.post("/ceiling") as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"ceiling route answered {r.status}")
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return len(latencies), latencies
+
+
+def ceiling_one(
+    url: str, workdir: Path, *, workers: int, clients: int, seconds: float
+) -> dict[str, Any]:
+    """Requests/s of the bare route on `url` with the ledger run's server settings."""
+    with Database.from_url(url).engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE IF NOT EXISTS {CEILING_TABLE} (id INTEGER PRIMARY KEY, n BIGINT)"
+            )
+        )
+        conn.execute(sa.text(f"DELETE FROM {CEILING_TABLE}"))
+        conn.execute(sa.text(f"INSERT INTO {CEILING_TABLE} VALUES (1, 0)"))
+    proc, base = _serve(url, workdir, workers, factory="bench.ledger:ceiling_app")
+    try:
+        before = _cpu(proc.pid)
+        t0 = time.perf_counter()
+        n, latencies = asyncio.run(_drive_ceiling(base, clients, seconds))
+        elapsed = time.perf_counter() - t0
+        after = _cpu(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "requests_per_s": round(n / elapsed, 1),
+        "p50_ms": round(q[49], 2),
+        "p99_ms": round(q[98], 2),
+        "cpu_ms_per_request": {k: round((after[k] - before[k]) * 1000 / n, 2) for k in before},
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def bench_one(
+    database: str, *, workers: int, clients: int, reservations: int, ceiling_s: float = 0
+) -> Run:
+    """Set up, serve, drive and check one database (then the bare-route ceiling, if asked)."""
     run = Run(database=database, workers=workers, clients=clients)
     with tempfile.TemporaryDirectory(prefix="tre-bench-ledger-") as tmp:
         workdir = Path(tmp)
@@ -306,11 +454,19 @@ def bench_one(database: str, *, workers: int, clients: int, reservations: int) -
             project_id = _setup(url, reservations)
             proc, base = _serve(url, workdir, workers)
             try:
+                before = _cpu(proc.pid)
                 asyncio.run(_drive(base, project_id, run))
+                after = _cpu(proc.pid)
+                run.cpu_s = {k: after[k] - before[k] for k in before}
+                run.load = os.getloadavg()
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
             _check(url, project_id, run, reservations)
+            if ceiling_s > 0:
+                run.ceiling = ceiling_one(
+                    url, workdir, workers=workers, clients=clients, seconds=ceiling_s
+                )
         finally:
             if admin is not None and pg_name is not None:
                 with admin.connect() as conn:
@@ -333,12 +489,22 @@ def main(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
     p.add_argument("--clients", type=int, default=32, help="concurrent clients")
     p.add_argument("--reservations", type=int, default=3000, help="how many the allowance covers")
+    p.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=10,
+        help="also drive a bare one-UPDATE route this long on the same stack (0: skip)",
+    )
     args = p.parse_args(argv)
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     summaries = []
     for database in databases:
         run = bench_one(
-            database, workers=args.workers, clients=args.clients, reservations=args.reservations
+            database,
+            workers=args.workers,
+            clients=args.clients,
+            reservations=args.reservations,
+            ceiling_s=args.ceiling_seconds,
         )
         s = run.summary()
         summaries.append(s)
@@ -351,6 +517,19 @@ def main(argv: list[str]) -> int:
             f"refused {s['refused']}, errors {s['errors']}"
         )
         print(f"{database}: overspend {'YES' if s['overspend'] else 'none'}; checks {run.checks}")
+        print(
+            f"{database}: server CPU {s['cpu_ms_per_request'].get('server')} ms/request, "
+            f"load average {s['load_average']}"
+        )
+        if run.ceiling:
+            c = run.ceiling
+            print(
+                f"{database}: ceiling (bare one-UPDATE route, same stack) "
+                f"{c['requests_per_s']} requests/s = {c['requests_per_s'] / 2:.1f} cycles/s, "
+                f"p50 {c['p50_ms']} ms p99 {c['p99_ms']} ms, server CPU "
+                f"{c['cpu_ms_per_request']['server']} ms/request; the ledger reached "
+                f"{s['fraction_of_ceiling']} of it"
+            )
     print(json.dumps({"bench": "ledger", "runs": summaries}))
     ok = all(s["checks_ok"] for s in summaries)
     return 0 if ok else 1
