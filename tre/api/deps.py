@@ -33,13 +33,18 @@ _bearer = HTTPBearer(
 _HINT = "Send `Authorization: Bearer <token>`: log in with POST /auth/login, or use a token."
 
 
-def services(request: Request) -> Services:
+# The trivial dependencies are `async def`: FastAPI runs a plain `def` dependency in its
+# thread pool, and each hop there cost more CPU than the work (measured: a ledger request made
+# five hops). Only `principal`, which reads the database, stays a blocking function.
+
+
+async def services(request: Request) -> Services:
     """The app's services."""
     svc: Services = request.app.state.services
     return svc
 
 
-def now(svc: Annotated[Services, Depends(services)]) -> datetime:
+async def now(svc: Annotated[Services, Depends(services)]) -> datetime:
     """The time of this request (the app's clock: real time, or fixed in tests)."""
     return svc.clock()
 
@@ -98,7 +103,7 @@ def principal(
     raise Unauthenticated("not a tre session or API token", hint=_HINT)
 
 
-def session_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def session_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """A caller with a console session (not a project token)."""
     who.require_session()
     return who

@@ -9,13 +9,18 @@ scale. Two kinds of limit are enforced on every reservation, atomically:
 Running totals (`committed`, `reserved`) live on the allowance and cap rows, so a check is a
 comparison, and `committed + reserved ≤ limit` holds for every row after every transaction.
 
-Concurrency: every mutating call first takes the audit chain lock (tre.audit.lock_chain: the
-same first lock every audited write takes, so lock order is fixed and deadlock-free), then
-locks the cap rows and the allowance rows it touches with `SELECT … FOR UPDATE` in sorted
-dataset order (PostgreSQL); on SQLite the transaction holds the single writer lock
-(`BEGIN IMMEDIATE`, see tre.db). Each reserve/commit/release writes its audit event in the
-same transaction. The ledger knows projects and datasets only as plain ids and names: it does
-not import governance; governance drives it through its `BudgetBook` protocol.
+Concurrency: the audit chain lock (tre.audit.lock_chain) is the first lock every audited
+write takes, governance included, so it comes before any ledger row and nothing waits in a
+cycle. Reserve/commit/release do before it only what waits for nobody (a plain read of
+expired reservations, inserting the reservation under a fresh random id, reading it, writing
+its own item rows), and under it as few statements as possible: holds are conditional
+UPDATEs (`… WHERE committed + reserved + x <= limit`, so the check and the add are one
+statement) and settlements are `UPDATE … WHERE state = 'reserved'`. On SQLite the transaction
+holds the single writer lock (`BEGIN IMMEDIATE`, see tre.db). Each reserve/commit/release
+writes its audit event in the same transaction.
+
+The ledger knows projects and datasets only as plain ids and names: it does not import
+governance; governance drives it through its `BudgetBook` protocol.
 """
 
 from __future__ import annotations
