@@ -10,8 +10,12 @@ allowance runs out. Afterwards it checks, straight from the database, that nothi
 overspent: committed ≤ allowance and ≤ cap, committed = successes × amount, nothing left
 reserved, the audit trail's committed sum equals the ledger's, and the audit chain verifies.
 
+Then, unless `--ceiling-seconds 0`, the same server stack and client drive a bare route that
+runs one UPDATE in a tre write transaction: what this machine can do at best right now.
+
 Prints reservations/s (completed reserve + commit cycles), requests/s, p50/p99 latency of
-each call, the overspend check, and ends with a one-line JSON summary.
+each call, server and client CPU ms per request, the load average, the overspend check, the
+ceiling and the fraction of it reached, and ends with a one-line JSON summary.
 """
 
 from __future__ import annotations
@@ -486,7 +490,7 @@ def main(argv: list[str]) -> int:
     """Run the benchmark; prints figures and a one-line JSON summary."""
     p = argparse.ArgumentParser(prog="bench/ledger.py", description=__doc__.splitlines()[0])
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    p.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--clients", type=int, default=32, help="concurrent clients")
     p.add_argument("--reservations", type=int, default=3000, help="how many the allowance covers")
     p.add_argument(
