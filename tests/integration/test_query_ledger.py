@@ -117,11 +117,15 @@ def test_repeats_are_free_at_the_same_or_lower_rho_and_charged_above(
     assert same.cached and lower.cached and same.rows == lower.rows == first.rows
     assert same.cost.rho == 0 and svc.explain(SQL, G, rho=0.1).cached
     with funded.read() as s:
-        assert float(LEDGER.allowance(s, PROJECT, "health").committed.rho) == pytest.approx(0.2, rel=1e-5)
+        assert float(LEDGER.allowance(s, PROJECT, "health").committed.rho) == pytest.approx(
+            0.2, rel=1e-5
+        )
     higher = svc.run(SQL, G, rho=0.25)
     assert not higher.cached and not svc.explain(SQL, G, rho=0.3).cached
     with funded.read() as s:
-        assert float(LEDGER.allowance(s, PROJECT, "health").committed.rho) == pytest.approx(0.45, rel=1e-5)
+        assert float(LEDGER.allowance(s, PROJECT, "health").committed.rho) == pytest.approx(
+            0.45, rel=1e-5
+        )
     # The kept answer is now the more accurate one.
     again = svc.run(SQL, G, rho=0.2)
     assert again.cached and again.rows == higher.rows and again.query_id == higher.query_id
