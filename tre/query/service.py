@@ -501,16 +501,7 @@ class QueryService:
         except BaseException as exc:
             if reservation is not None and self.ledger is not None:
                 self.ledger.release(reservation)
-            self._record(
-                QueryFailedEvent(
-                    query_id=query_id,
-                    project_id=grant.project_id,
-                    user_id=grant.user_id,
-                    query_text=sql[:2000],
-                    query_digest=_digest(sql),
-                    error_id=exc.error_id if isinstance(exc, QueryFailed) else "",
-                )
-            )
+            self._record_failure(query_id, grant, sql, exc)
             raise
         if reservation is not None and self.ledger is not None:
             # Commit before anything leaves: a crash here leaves an expiring reservation and no answer.
@@ -570,16 +561,7 @@ class QueryService:
             (rows,) = self.worker.run(v.views, (p.sql,))
             released = protect_sdc(p, rows, policy)
         except BaseException as exc:
-            self._record(
-                QueryFailedEvent(
-                    query_id=query_id,
-                    project_id=grant.project_id,
-                    user_id=grant.user_id,
-                    query_text=sql[:2000],
-                    query_digest=_digest(sql),
-                    error_id=exc.error_id if isinstance(exc, QueryFailed) else "",
-                )
-            )
+            self._record_failure(query_id, grant, sql, exc)
             raise
         result = QueryResult(
             query_id=query_id,
@@ -667,6 +649,19 @@ class QueryService:
     def _record(self, event: AuditEvent) -> None:
         if self.audit is not None:
             self.audit.record(event)
+
+    def _record_failure(self, query_id: str, grant: Grant, sql: str, exc: BaseException) -> None:
+        """Audit a query that failed after planning (the error id only; never DuckDB's text)."""
+        self._record(
+            QueryFailedEvent(
+                query_id=query_id,
+                project_id=grant.project_id,
+                user_id=grant.user_id,
+                query_text=sql[:2000],
+                query_digest=_digest(sql),
+                error_id=exc.error_id if isinstance(exc, QueryFailed) else "",
+            )
+        )
 
 
 def _digest(text: str) -> str:
