@@ -166,6 +166,14 @@ def publish(
     )
 
 
+def broken_catalog(root: Path) -> FixtureCatalog:
+    """A catalogue whose health file is damaged after publishing: execution fails every time."""
+    dv = publish(root, "health", health_rows(50), HEALTH_COLUMNS, 5)
+    for f in dv.files:
+        f.write_bytes(b"this is not a parquet file")
+    return FixtureCatalog({"health": dv})
+
+
 @dataclass
 class FixtureCatalog:
     """Published versions by name (the query service needs `get(name, version)` only)."""

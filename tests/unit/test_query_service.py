@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.query_support import HEALTH_COLUMNS, FixtureCatalog, grant, health_rows, publish
+from tests.query_support import (
+    HEALTH_COLUMNS,
+    FixtureCatalog,
+    broken_catalog,
+    grant,
+    health_rows,
+    publish,
+)
 from tre.audit.payload import AuditEvent
 from tre.errors import Conflict
 from tre.query.errors import QueryFailed, QueryRefused
@@ -103,18 +110,14 @@ def test_budget_exhaustion_by_repetition_is_refused(
     assert ledger.open == {}
 
 
-def test_failed_execution_costs_nothing(catalog: FixtureCatalog) -> None:
-    # A worker whose OS memory limit is too small to even load DuckDB: execution fails.
+def test_failed_execution_costs_nothing(tmp_path: Path, worker: Worker) -> None:
+    # The published file is damaged after planning could see it: execution fails in the worker.
     ledger = MemoryLedger(1.0)
-    w = Worker(Limits(timeout_seconds=10, address_space_bytes=64 * 1024**2))
-    svc = QueryService(catalog, ledger, None, worker=w)
-    try:
-        with pytest.raises(QueryFailed) as info:
-            svc.run(SQL, G, rho=0.2)
-        assert "error id" in str(info.value)
-        assert ledger.log == ["reserve r0", "release r0"] and "health" not in ledger.spent
-    finally:
-        w.close()
+    svc = QueryService(broken_catalog(tmp_path), ledger, None, worker=worker)
+    with pytest.raises(QueryFailed) as info:
+        svc.run(SQL, G, rho=0.2)
+    assert "error id" in str(info.value)
+    assert ledger.log == ["reserve r0", "release r0"] and "health" not in ledger.spent
 
 
 def test_refusals_are_audited_and_cost_nothing(catalog: FixtureCatalog, worker: Worker) -> None:
