@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +66,8 @@ def test_a_researcher_reaches_jupyterlab_and_queries_tre(hub: Hub, page: Any) ->
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=60_000)
     cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
     cell.wait_for(timeout=30_000)
+    # Run only once the kernel is connected: a cell run while it is still starting is dropped.
+    page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=120_000)
     cell.click()
     page.keyboard.type(
         "import tre.client as tre\n"
@@ -72,7 +75,16 @@ def test_a_researcher_reaches_jupyterlab_and_queries_tre(hub: Hub, page: Any) ->
         'print("ROWS", df.height, df.columns)'
     )
     page.keyboard.press("Shift+Enter")
-    page.wait_for_selector("text=ROWS 2 ['sex', 'n', 'n_hw95']", timeout=60_000)
+    try:
+        # A cold kernel (first start for this system user) imports polars and the client first.
+        page.wait_for_selector("text=ROWS 2 ['sex', 'n', 'n_hw95']", timeout=120_000)
+    except Exception:
+        # Say what the notebook showed instead, so a failure in CI can be diagnosed.
+        out = page.locator(".jp-OutputArea").all_inner_texts()
+        shots = Path("test-artifacts/screenshots")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "hub-query-failed.png"), full_page=True)
+        pytest.fail(f"the query cell did not print its result; output areas: {out!r}")
     assert time.monotonic() - started < 90
 
 
