@@ -258,9 +258,16 @@ def test_an_output_request_from_the_notebook_is_reviewed_released_and_downloaded
     assert table.provenance is not None and table.provenance.query == BY_REGION
     assert [(d.name, d.version) for d in table.provenance.datasets] == [("health", 1)]
     # A CSV copy carries no query provenance, so its counts are checked as record counts: a
-    # noisy count can be negative, and clamping at zero is the post-processing a researcher does.
+    # noisy count can be negative (clamping at zero is the post-processing a researcher does) or
+    # small, so the researcher asks for an exception, as they would for such a copy.
     copy = df.with_columns(pl.col("n").clip(lower_bound=0))
-    csv = out.add_table(req.id, "by_region_copy", copy, context="The same as CSV.")
+    csv = out.add_table(
+        req.id,
+        "by_region_copy",
+        copy,
+        context="The same as CSV.",
+        exception="Differentially private counts (ε=1): small values are noise, not record counts.",
+    )
     assert "by_region_copy.csv" in {i.name for i in csv.items}
     edited = out.add_context(req.id, "by_region_copy.csv", "The same table, as CSV, for reuse.")
     assert {i.name: i.context for i in edited.items}["by_region_copy.csv"].startswith("The same")
