@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -16,10 +17,19 @@ import pytest
 
 from tests.e2e.stack import Stack, free_port, running_stack
 from tre.cli.demo import stop, wait_healthy
-from tre.hub.launch import WORKSPACE_ENV, layout_for, start_hub
+from tre.hub.config import HubLayout
+from tre.hub.launch import (
+    WORKSPACE_ENV,
+    egress_problem,
+    layout_for,
+    remove_network_rule,
+    start_hub,
+)
 from tre.hub.workspace import build_workspace_env, workspace_ready
 
 PASSWORD = "a long test password 1"
+# CI installs nftables and must run the network tests; elsewhere they skip with the reason.
+REQUIRE_EGRESS = bool(os.environ.get("TRE_REQUIRE_BROWSER") or os.environ.get("CI"))
 
 
 @dataclass
@@ -28,6 +38,7 @@ class Hub:
     url: str
     log: Path
     prefix: str  # this run's system-account prefix
+    layout: HubLayout
 
     def system_user(self, username: str) -> str:
         """The system account a researcher's server runs as in this run."""
@@ -74,16 +85,29 @@ def hub() -> Iterator[Hub]:
             port=port,
             homes_root=root / "homes",
             user_prefix=prefix,
+            runtime_root=root / "run",
+            egress_table=f"tre_test_{prefix[1:-1]}",
         )
+        problem = egress_problem()
+        if problem and REQUIRE_EGRESS:
+            pytest.fail(f"the notebook egress rule cannot be installed: {problem}")
+        # Without nft (a developer machine) the other hub tests still run, on the opt-out;
+        # the network tests skip on `hub.layout.egress_required`.
+        layout = dataclasses.replace(layout, egress_required=problem is None)
         (root / "homes").mkdir(mode=0o755)
         proc = start_hub(
             stack.settings, api_url=stack.api_url, port=port, layout=layout, log_path=log
         )
         try:
             wait_healthy(f"http://127.0.0.1:{port}/hub/health", proc, timeout=60)
-            yield Hub(stack=stack, url=f"http://127.0.0.1:{port}", log=log, prefix=prefix)
+            yield Hub(
+                stack=stack, url=f"http://127.0.0.1:{port}", log=log, prefix=prefix, layout=layout
+            )
         finally:
             stop([proc])
+            if layout.egress_required:
+                remove_network_rule(layout)
             for name in ("ada", "ben"):
                 subprocess.run(["userdel", prefix + name], capture_output=True, check=False)
+            subprocess.run(["groupdel", prefix + "researchers"], capture_output=True, check=False)
             shutil.rmtree(root, ignore_errors=True)

@@ -3,21 +3,28 @@
 Deny by default at login (wrong password, no accreditation, no active project); a researcher
 chooses a project, gets a server running as their own system account with a project token in
 its environment, and from inside a kernel can query tre but cannot read the data root, the
-control-plane database or the keys; stopping the server revokes its token.
+control-plane database or the keys, nor open a connection anywhere but the tre API and the hub
+(PostgreSQL, the proxy's API, other loopback listeners, UDP, other hosts: refused at once);
+stopping the server revokes its token.
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
+import socket
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import PASSWORD, Hub
 from tests.e2e.hubkit import HubBrowser, run_in_kernel
+from tre.hub import egress
 from tre.hub.launch import PROXY
 
 pytestmark = [
@@ -41,9 +48,21 @@ def test_logins_are_refused_with_a_reason(hub: Hub) -> None:
     assert custodian.status_code == 403 and "only researchers" in custodian.text
 
 
-def test_a_researcher_spawns_as_their_own_user_and_a_kernel_can_query_but_not_read_data(
-    hub: Hub,
-) -> None:
+@dataclass
+class Spawned:
+    browser: HubBrowser
+    token: str  # a hub API token for ada's server
+    ready_s: float
+
+    def run(self, hub: Hub, code: str) -> dict[str, Any]:
+        """Run `code` in a fresh kernel on ada's server; its last printed line, as JSON."""
+        out = run_in_kernel(f"{hub.url}/user/ada", self.token, code)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def ada(hub: Hub) -> Spawned:
+    """ada logged in, her server started on the demo project (stopped by the last test)."""
     stack = hub.stack
     b = HubBrowser(hub.url)
     r = b.login("ada", stack.state.password("ada"))
@@ -54,8 +73,13 @@ def test_a_researcher_spawns_as_their_own_user_and_a_kernel_can_query_but_not_re
     r = b.spawn(stack.state.project_id)
     assert r.status_code == 302, r.text[:500]
     b.wait_ready("ada")
-    ready_s = time.monotonic() - started
-    token = b.user_token("ada")
+    return Spawned(b, b.user_token("ada"), time.monotonic() - started)
+
+
+def test_a_researcher_spawns_as_their_own_user_and_a_kernel_can_query_but_not_read_data(
+    hub: Hub, ada: Spawned
+) -> None:
+    stack = hub.stack
     data_file = next(stack.settings.datasets_dir.glob("health/v1/*.parquet"))
     code = f"""
 import os, pwd, json
@@ -73,16 +97,113 @@ out["rows"] = df.height
 out["project"] = tre.client().project_id
 print(json.dumps(out))
 """
-    result = json.loads(run_in_kernel(f"{hub.url}/user/ada", token, code).strip().splitlines()[-1])
+    result = ada.run(hub, code)
     assert result["user"] == hub.system_user("ada")
     assert result["env"] == ["TRE_API_URL", "TRE_PROJECT_ID", "TRE_TOKEN"]
     assert {result[k] for k in ("data", "db", "key", "creds")} == {"denied"}
     assert result["rows"] == 2 and result["project"] == stack.state.project_id
-    assert pwd.getpwnam(hub.system_user("ada")).pw_shell == "/usr/sbin/nologin"
-    assert ready_s < 30
+    account = pwd.getpwnam(hub.system_user("ada"))
+    assert account.pw_shell == "/usr/sbin/nologin"
+    # Researchers share their primary group (the egress rule's match): homes are private.
+    assert grp.getgrgid(account.pw_gid).gr_name == f"{hub.prefix}researchers"
+    assert os.stat(account.pw_dir).st_mode & 0o777 == 0o700
+    assert ada.ready_s < 30
 
-    # Stopping the server revokes the token it was given.
-    r = b.api("DELETE", "/users/ada/server")
+
+PROBE = """
+import json, socket, time, errno
+out = {}
+def attempt(label, family, kind, address):
+    started = time.monotonic()
+    s = socket.socket(family, kind)
+    s.settimeout(10)
+    try:
+        if kind == socket.SOCK_STREAM:
+            s.connect(address)
+        else:
+            s.sendto(b"probe", address)
+            s.sendto(b"probe", address)
+        out[label] = ["open"]
+    except OSError as exc:
+        out[label] = [type(exc).__name__, str(exc), round(time.monotonic() - started, 3)]
+    finally:
+        s.close()
+for label, family, kind, address in TARGETS:
+    attempt(label, family, kind, tuple(address))
+import ipykernel.connect
+out["transport"] = json.loads(ipykernel.connect.get_connection_info())["transport"]
+import tre.client as tre
+out["rows"] = tre.query("SELECT sex, COUNT(*) AS n FROM health GROUP BY sex", epsilon=1.0).height
+print(json.dumps(out))
+"""
+
+
+def _listener(family: socket.AddressFamily, kind: socket.SocketKind, host: str) -> socket.socket:
+    s = socket.socket(family, kind)
+    s.bind((host, 0))
+    if kind == socket.SOCK_STREAM:
+        s.listen()
+    return s
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None:
+    if not hub.layout.egress_required:
+        pytest.skip("nftables (nft) is not usable here: the hub runs on the unrestricted opt-out")
+    tcp4 = _listener(socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1")
+    tcp6 = _listener(socket.AF_INET6, socket.SOCK_STREAM, "::1")
+    udp4 = _listener(socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1")
+    udp4.settimeout(0.5)
+    targets = [
+        ("tcp4_listener", "AF_INET", "SOCK_STREAM", tcp4.getsockname()[:2]),
+        ("tcp6_listener", "AF_INET6", "SOCK_STREAM", tcp6.getsockname()[:2]),
+        ("udp4_listener", "AF_INET", "SOCK_DGRAM", udp4.getsockname()[:2]),
+        ("udp_dns", "AF_INET", "SOCK_DGRAM", ("192.0.2.53", 53)),
+        ("proxy_api", "AF_INET", "SOCK_STREAM", ("127.0.0.1", hub.layout.proxy_api_port)),
+        ("external", "AF_INET", "SOCK_STREAM", ("192.0.2.1", 443)),
+    ]
+    # Each loopback target is open to everyone else (so a refusal means the rule refused it).
+    assert _reachable("127.0.0.1", hub.layout.proxy_api_port)
+    if _reachable("127.0.0.1", 5432):
+        targets.append(("postgresql", "AF_INET", "SOCK_STREAM", ("127.0.0.1", 5432)))
+    code = (
+        "import socket\nTARGETS = ["
+        + ", ".join(
+            f"({label!r}, socket.{fam}, socket.{kind}, {tuple(addr)!r})"
+            for label, fam, kind, addr in targets
+        )
+        + "]\n"
+        + PROBE
+    )
+    try:
+        result = ada.run(hub, code)
+        with pytest.raises(TimeoutError):
+            udp4.recvfrom(64)  # nothing the kernel sent arrived
+    finally:
+        for s in (tcp4, tcp6, udp4):
+            s.close()
+    assert result["rows"] == 2, "tre.query must still work"
+    assert result["transport"] == "ipc", "kernels must not need loopback TCP"
+    for label, _fam, kind, _addr in targets:
+        name, message, seconds = result[label]
+        expected = "ConnectionRefusedError" if kind == "SOCK_STREAM" else "PermissionError"
+        assert name == expected, (label, result[label])
+        assert seconds < 1.0, (label, result[label])  # refused at once, not a timeout
+        assert ("Connection refused" if kind == "SOCK_STREAM" else "not permitted") in message
+    rule = egress.installed(hub.layout.egress_table)
+    assert rule is not None and f"tcp dport {hub.layout.hub_port} accept" in rule
+
+
+def test_stopping_the_server_revokes_its_token(hub: Hub, ada: Spawned) -> None:
+    stack = hub.stack
+    r = ada.browser.api("DELETE", "/users/ada/server")
     assert r.status_code in (202, 204), r.text
     deadline = time.monotonic() + 20
     revoked: list[object] = []

@@ -22,6 +22,9 @@ class HubLayout:
     idle_seconds: int = 3600
     token_ttl_hours: float = 12.0
     user_prefix: str = "tre-"  # system accounts are <prefix><username>
+    runtime_root: Path = Path("/run/tre-workspace")  # researchers' private Jupyter runtime dirs
+    egress_table: str = "tre_workspace"  # the nftables table confining notebooks' connections
+    egress_required: bool = True  # refuse spawns when that rule cannot be installed
 
 
 def configure(c: Any, layout: HubLayout) -> None:
@@ -57,6 +60,12 @@ def configure(c: Any, layout: HubLayout) -> None:
     c.TRESpawner.homes_root = str(layout.homes_root)
     c.TRESpawner.idle_seconds = layout.idle_seconds
     c.TRESpawner.user_prefix = layout.user_prefix
+    c.TRESpawner.runtime_root = str(layout.runtime_root)
+    c.TRESpawner.egress_table = layout.egress_table
+    c.TRESpawner.egress_required = layout.egress_required
+    # Notebooks may connect to the tre API and to the hub's own API (the single-user server
+    # reports activity and completes OAuth there); nothing else, the proxy's API included.
+    c.TRESpawner.egress_allow = [layout.api_url, f"http://127.0.0.1:{layout.hub_port}"]
     c.Spawner.start_timeout = 60
     c.Spawner.http_timeout = 60
     c.Spawner.default_url = "/lab"

@@ -1,4 +1,5 @@
-"""Start the embedded JupyterHub: state folder, stable crypt key, config file, process."""
+"""Start the embedded JupyterHub: state folder, stable crypt key, config file, process; and
+remove the notebooks' network rule when it stops."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import sys
 from pathlib import Path
 
 from tre.config import Settings
+from tre.hub import egress
 from tre.hub.config import HubLayout
+from tre.hub.workspace import write_lab_settings
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / "deploy" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 WORKSPACE_ENV = Path(os.environ.get("TRE_HUB_WORKSPACE_ENV", "/opt/tre/workspace"))
+# The development opt-out: spawn notebooks even where the egress rule cannot be installed.
+UNRESTRICTED_EGRESS_VAR = "TRE_HUB_UNRESTRICTED_EGRESS"
 
 CONFIG_TEMPLATE = """# Written by tre.hub.launch; edit tre/hub/config.py instead.
 from pathlib import Path
@@ -31,6 +36,9 @@ configure(c, HubLayout(
     homes_root=Path({homes!r}),
     idle_seconds={idle},
     user_prefix={prefix!r},
+    runtime_root=Path({runtime!r}),
+    egress_table={table!r},
+    egress_required={required!r},
 ))
 """
 
@@ -68,8 +76,10 @@ def layout_for(
     homes_root: Path = Path("/home"),
     idle_seconds: int = 3600,
     user_prefix: str = "tre-",
+    runtime_root: Path = Path("/run/tre-workspace"),
+    egress_table: str = egress.DEFAULT_TABLE,
 ) -> HubLayout:
-    """A layout on free internal ports."""
+    """A layout on free internal ports (egress rule required unless the opt-out is set)."""
     return HubLayout(
         api_url=api_url,
         hub_dir=hub_dir(settings),
@@ -81,7 +91,30 @@ def layout_for(
         homes_root=homes_root,
         idle_seconds=idle_seconds,
         user_prefix=user_prefix,
+        runtime_root=runtime_root,
+        egress_table=egress_table,
+        egress_required=not unrestricted_egress(),
     )
+
+
+def unrestricted_egress() -> bool:
+    """Whether the development opt-out (TRE_HUB_UNRESTRICTED_EGRESS=1) is set."""
+    return os.environ.get(UNRESTRICTED_EGRESS_VAR, "").strip().lower() in ("1", "true", "yes")
+
+
+def egress_problem() -> str | None:
+    """Why the notebooks' network rule cannot be installed here, or None if it can."""
+    if os.geteuid() != 0:
+        return "the hub is not running as root"
+    if egress.nft_path() is None:
+        return "the `nft` program is missing (apt-get install nftables)"
+    return None
+
+
+def remove_network_rule(layout: HubLayout) -> None:
+    """Drop the notebooks' nftables table once the hub (and its servers) stopped."""
+    if egress.nft_path() is not None and os.geteuid() == 0:
+        egress.remove(layout.egress_table)
 
 
 def write_config(layout: HubLayout) -> Path:
@@ -101,6 +134,9 @@ def write_config(layout: HubLayout) -> Path:
             homes=str(layout.homes_root),
             idle=layout.idle_seconds,
             prefix=layout.user_prefix,
+            runtime=str(layout.runtime_root),
+            table=layout.egress_table,
+            required=layout.egress_required,
         )
     )
     os.chmod(path, 0o600)
@@ -127,6 +163,7 @@ def start_hub(
             f"no notebook environment at {layout.workspace_env}; build it with "
             "`tre demo` (it builds it) or tre.hub.workspace.build_workspace_env"
         )
+    write_lab_settings(layout.workspace_env)
     config = write_config(layout)
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",

@@ -8,6 +8,7 @@ repository's constraints.txt.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,14 @@ PACKAGES = (
 # Pins that need a newer Python than Debian's 3.11.2 (soupsieve 4 needs ≥ 3.11.5): the
 # notebook environment takes the newest version its interpreter supports.
 UNPINNED = frozenset({"soupsieve"})
+# JupyterLab settings forced for every researcher: no "get notified about Jupyter news?"
+# prompt, no news fetch, no update check (a notebook cannot reach the internet anyway).
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    }
+}
 
 
 def system_python() -> str:
@@ -61,9 +70,20 @@ def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
     )
     # The client only: tre's server dependencies are deliberately not installed here.
     subprocess.run([*pip, "install", "--no-deps", "--upgrade", str(repo)], check=True)  # noqa: S603
+    write_lab_settings(target)
     for folder in (target.parent, target):
         os.chmod(folder, 0o755)  # noqa: S103 (researchers must execute it; it holds no secrets)
     return target
+
+
+def write_lab_settings(target: Path) -> Path:
+    """JupyterLab's settings overrides in the environment (share/jupyter/lab/settings)."""
+    folder = target / "share" / "jupyter" / "lab" / "settings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "overrides.json"
+    path.write_text(json.dumps(LAB_OVERRIDES, indent=2) + "\n")
+    os.chmod(path, 0o644)
+    return path
 
 
 def workspace_ready(target: Path) -> bool:
