@@ -336,7 +336,6 @@ def reject_request(
     why = _reason(reason)
     project, req, _rv = _decidable(session, actor, project_id, dataset, now)
     req.approval = Approval(approved=False, reason=why, decided_by=actor.user_id, decided_at=now)
-    _end(project, ProjectState.REJECTED, f"{dataset}: {why}", now)
     session.flush()
     record(
         session,
@@ -344,19 +343,29 @@ def reject_request(
         actor=_who(actor),
         now=now,
     )
-    record(
-        session,
-        ProjectEnded(project_id=project.id, state=project.state, reason=project.ended_reason or ""),
-        actor=_who(actor),
-        now=now,
-    )
+    _end(session, actor, project, ProjectState.REJECTED, f"{dataset}: {why}", now)
     return project_view(project)
 
 
-def _end(project: Project, state: ProjectState, reason: str, now: datetime) -> None:
+def _end(
+    session: Session,
+    actor: Actor,
+    project: Project,
+    state: ProjectState,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Move a project to a final state and record why (one `ProjectEnded` event)."""
     project.state = state.value
     project.ended_at = now
     project.ended_reason = reason
+    session.flush()
+    record(
+        session,
+        ProjectEnded(project_id=project.id, state=project.state, reason=reason),
+        actor=_who(actor),
+        now=now,
+    )
 
 
 def _transition(
@@ -387,14 +396,7 @@ def withdraw(
     project = _transition(
         session, actor, project_id, Action.WITHDRAW, (ProjectState.SUBMITTED,), now
     )
-    _end(project, ProjectState.WITHDRAWN, why, now)
-    session.flush()
-    record(
-        session,
-        ProjectEnded(project_id=project.id, state=project.state, reason=why),
-        actor=_who(actor),
-        now=now,
-    )
+    _end(session, actor, project, ProjectState.WITHDRAWN, why, now)
     return project_view(project)
 
 
@@ -418,14 +420,7 @@ def revoke_project(
         now,
     )
     was_active = project.state == ProjectState.ACTIVE.value
-    _end(project, ProjectState.REVOKED, why, now)
-    session.flush()
-    record(
-        session,
-        ProjectEnded(project_id=project.id, state=project.state, reason=why),
-        actor=_who(actor),
-        now=now,
-    )
+    _end(session, actor, project, ProjectState.REVOKED, why, now)
     if was_active:
         budget.close_allowances(session, project.id, reason=why, actor=_who(actor), now=now)
     return project_view(project)
@@ -445,14 +440,7 @@ def close_project(
     project = _transition(
         session, actor, project_id, Action.CLOSE_PROJECT, (ProjectState.ACTIVE,), now
     )
-    _end(project, ProjectState.CLOSED, why, now)
-    session.flush()
-    record(
-        session,
-        ProjectEnded(project_id=project.id, state=project.state, reason=why),
-        actor=_who(actor),
-        now=now,
-    )
+    _end(session, actor, project, ProjectState.CLOSED, why, now)
     budget.close_allowances(session, project.id, reason=why, actor=_who(actor), now=now)
     return project_view(project)
 
