@@ -9,18 +9,26 @@ Transactions: on SQLite a session from `Database.transaction()` starts with `BEG
 (it holds the single writer lock from its first statement, so a read-then-write never fails
 with a stale snapshot); `Database.read()` starts a deferred transaction for reads only.
 On PostgreSQL both are ordinary READ COMMITTED transactions; writers lock what they need
-(`SELECT … FOR UPDATE`).
+(`SELECT … FOR UPDATE`). `Database.lookup()` runs single-statement reads without a
+transaction on PostgreSQL (no BEGIN/ROLLBACK round trips), for per-request authentication.
+
+Stale connections (the server restarted, a backend was killed): there is no ping on each pool
+checkout (it cost a round trip per transaction). Instead tre emits BEGIN itself as the first
+statement of every transaction (on PostgreSQL psycopg runs in autocommit mode and the
+engine's "begin" hook sends BEGIN, as the SQLite hook does), so a dead connection fails on
+BEGIN, before anything ran; SQLAlchemy then invalidates the pool, and `transaction()`,
+`read()` and `lookup()` retry once on a fresh connection.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -29,6 +37,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tre.config import Settings
 from tre.errors import InvalidInput
+
+T = TypeVar("T")
 
 # Stable constraint names: Alembic migrations and PostgreSQL need them to alter constraints.
 NAMING_CONVENTION = {
@@ -42,6 +52,8 @@ NAMING_CONVENTION = {
 SQLITE_BUSY_TIMEOUT_S = 30
 # Execution option read by the SQLite "begin" hook: IMMEDIATE (writer) or DEFERRED (reader).
 _SQLITE_BEGIN = "tre_sqlite_begin"
+# Execution option read by the PostgreSQL "begin" hook: False runs statements without BEGIN.
+_PG_BEGIN = "tre_pg_begin"
 
 
 class Base(DeclarativeBase):
@@ -108,7 +120,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 reason="bad_database_url",
                 hint="Use postgresql+psycopg://user@host/db (psycopg 3).",
             )
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = sa.create_engine(url, **kwargs)
+        _install_postgres_hooks(engine)
+        return engine
     raise InvalidInput(
         f"unsupported control-plane database {backend!r}",
         reason="bad_database_url",
@@ -145,6 +159,25 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _install_postgres_hooks(engine: Engine) -> None:
+    # psycopg in autocommit mode, BEGIN sent by us: the same round trip psycopg would send
+    # before the first statement, but now at checkout time, where a dead connection can be
+    # retried safely (see the module docstring). COMMIT/ROLLBACK work as usual: psycopg
+    # sends them whenever the server reports an open transaction.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.autocommit = True
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if not options.get(_PG_BEGIN, True) or options.get("isolation_level") == "AUTOCOMMIT":
+            return  # statements run on their own (Database.lookup, or asked for by a caller)
+        if not conn.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+            return  # SQLAlchemy reset the isolation level: psycopg begins by itself
+        conn.exec_driver_sql("BEGIN")
+
+
 def is_sqlite(bind: Session | Connection | Engine) -> bool:
     """True when the session, connection or engine talks to SQLite."""
     b = bind.get_bind() if isinstance(bind, Session) else bind
@@ -175,6 +208,22 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _begin(session: Session, options: dict[str, Any]) -> None:
+    """Check out a connection and begin; retry once if the pooled connection was dead.
+
+    A dead connection fails on BEGIN (sent at checkout, see the module docstring), before any
+    statement of the caller ran, so the retry cannot repeat work. SQLAlchemy has already
+    invalidated the pool's older connections by then, so the retry gets a fresh one.
+    """
+    try:
+        session.connection(execution_options=options)
+    except sa.exc.DBAPIError as e:
+        if not e.connection_invalidated:
+            raise
+        session.rollback()
+        session.connection(execution_options=options)
+
+
 @dataclass
 class Database:
     """An engine plus its session factory, with the two kinds of transaction tre uses."""
@@ -201,7 +250,7 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         with self.sessions() as session:
-            session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
+            _begin(session, {_SQLITE_BEGIN: "IMMEDIATE"})
             try:
                 yield session
                 session.commit()
@@ -213,11 +262,32 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A read-only session (deferred on SQLite, so it never waits for the writer lock)."""
         with self.sessions() as session:
-            session.connection(execution_options={_SQLITE_BEGIN: "DEFERRED"})
+            _begin(session, {_SQLITE_BEGIN: "DEFERRED"})
             try:
                 yield session
             finally:
                 session.rollback()
+
+    def lookup(self, read: Callable[[Session], T]) -> T:
+        """`read(session)` where each statement stands alone: no transaction on PostgreSQL
+        (autocommit, so no BEGIN/ROLLBACK round trips), a deferred read transaction on SQLite.
+
+        For hot reads (authentication on every request); `read` must only read. It is run
+        again, once, on a fresh connection if the pooled one turns out dead (reads are safe
+        to repeat; with no BEGIN there is no earlier point at which to notice). Not for
+        server-side cursors (`yield_per`), which need a transaction: use `read()`.
+        """
+        for attempt in (1, 2):
+            with self.sessions() as session:
+                _begin(session, {_SQLITE_BEGIN: "DEFERRED", _PG_BEGIN: False})
+                try:
+                    return read(session)
+                except sa.exc.DBAPIError as e:
+                    if attempt == 2 or not e.connection_invalidated:
+                        raise
+                finally:
+                    session.rollback()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def dispose(self) -> None:
         """Close every pooled connection."""

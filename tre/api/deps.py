@@ -86,14 +86,14 @@ def principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("authentication required", hint=_HINT)
     raw = credentials.credentials
+    # Read fresh on every request (no cache that could outlive a revocation or a disabled
+    # account), each statement on its own: no BEGIN/ROLLBACK round trips (Database.lookup).
     if raw.startswith(SESSION_PREFIX):
         session = svc.sessions.verify(raw, now=at)
-        with svc.db.read() as s:
-            actor = g.load_actor(s, session.user_id)
+        actor = svc.db.lookup(lambda s: g.load_actor(s, session.user_id))
         return Principal(actor=actor, credential="session")
     if raw.startswith(TOKEN_PREFIX):
-        with svc.db.read() as s:
-            ctx = g.authenticate(s, raw, now=at)
+        ctx = svc.db.lookup(lambda s: g.authenticate(s, raw, now=at))
         return Principal(
             actor=ctx.actor,
             credential="project_token",

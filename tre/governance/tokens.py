@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,10 +18,11 @@ from sqlalchemy.orm import Session
 from tre.audit import TOKEN_PREFIX, lock_chain, record, user_actor
 from tre.audit.events import TokenIssued, TokenRevoked
 from tre.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from tre.governance._load import project_row, project_view, user_row, user_view
+from tre.governance._load import project_row, project_view
 from tre.governance.decide import Action, decide, require
-from tre.governance.models import ApiToken
+from tre.governance.models import ApiToken, User, UserRole
 from tre.governance.types import Actor, AuthContext, IssuedToken, TokenView
+from tre.governance.users import actor_from_rows
 
 DEFAULT_TOKEN_TTL = timedelta(hours=12)
 MAX_TOKEN_TTL = timedelta(days=30)
@@ -127,6 +129,31 @@ def list_tokens(session: Session, actor: Actor) -> list[TokenView]:
     return [_view(t) for t in rows]
 
 
+_tokens = cast(sa.Table, ApiToken.__table__)
+_users = cast(sa.Table, User.__table__)
+_roles = cast(sa.Table, UserRole.__table__)
+# The token, its account and the account's roles in one round trip (a row per role).
+_TOKEN_ACTOR = (
+    sa.select(
+        _tokens.c.id.label("token_id"),
+        _tokens.c.project_id,
+        _tokens.c.revoked_at,
+        _tokens.c.expires_at,
+        _users.c.id,
+        _users.c.username,
+        _users.c.disabled,
+        _users.c.accredited_until,
+        _roles.c.role,
+    )
+    .select_from(
+        _tokens.outerjoin(_users, _users.c.id == _tokens.c.user_id).outerjoin(
+            _roles, _roles.c.user_id == _users.c.id
+        )
+    )
+    .where(_tokens.c.token_sha256 == sa.bindparam("x_sha256"))
+)
+
+
 def authenticate(session: Session, raw_token: str, *, now: datetime) -> AuthContext:
     """Who is calling, for which project: Unauthenticated for an unknown, expired or revoked
     token or a disabled account; Forbidden (with the reason) when the lifecycle no longer
@@ -134,23 +161,22 @@ def authenticate(session: Session, raw_token: str, *, now: datetime) -> AuthCont
     hint = "Get a new token from the tre console or your notebook's login."
     if not raw_token.startswith(TOKEN_PREFIX) or len(raw_token) > 200:
         raise Unauthenticated("not a tre API token", hint=hint)
-    token = session.execute(
-        sa.select(ApiToken).where(ApiToken.token_sha256 == hash_token(raw_token))
-    ).scalar_one_or_none()
-    if token is None:
+    rows = session.execute(_TOKEN_ACTOR, {"x_sha256": hash_token(raw_token)}).all()
+    if not rows:
         raise Unauthenticated("unknown API token", hint=hint)
+    token = rows[0]
     if token.revoked_at is not None:
         raise Unauthenticated("this API token was revoked", hint=hint)
-    if now >= token.expires_at:
+    expires_at: datetime = token.expires_at  # aware UTC (UTCDateTime)
+    if now >= expires_at:
         raise Unauthenticated(
-            f"this API token expired at {token.expires_at:%Y-%m-%d %H:%M} UTC", hint=hint
+            f"this API token expired at {expires_at:%Y-%m-%d %H:%M} UTC", hint=hint
         )
-    user = user_row(session, token.user_id)
-    if user.disabled:
-        raise Unauthenticated("this account is disabled", hint="Ask an admin.")
-    actor = user_view(user).as_actor()
+    if token.id is None:
+        raise Unauthenticated("this account no longer exists")
+    actor = actor_from_rows(rows)
     project = project_view(project_row(session, token.project_id))
     decision = decide(actor, Action.USE_PROJECT, project, now=now)
     if not decision.allowed:
         raise Forbidden(decision.reason, reason="no_project_access")
-    return AuthContext(actor=actor, project=project, token_id=token.id)
+    return AuthContext(actor=actor, project=project, token_id=token.token_id)
