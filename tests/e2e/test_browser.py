@@ -1,5 +1,6 @@
 """Chromium (Debian's, through Playwright) against the real hub: a researcher logs in, picks the
-project, reaches JupyterLab and runs a cell that calls `tre.query`; a researcher without
+project, reaches JupyterLab (without the "Jupyter news?" prompt) and runs a cell that calls
+`tre.query` (its kernel on unix sockets, under the egress rule); a researcher without
 accreditation is refused at login with the reason."""
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def test_a_researcher_reaches_jupyterlab_and_queries_tre(hub: Hub, page: Any) ->
         page.screenshot(path=str(shots / "hub-query-failed.png"), full_page=True)
         pytest.fail(f"the query cell did not print its result; output areas: {out!r}")
     assert time.monotonic() - started < 90
+    # JupyterLab asks this at start-up unless its news setting is overridden (the workspace
+    # env's settings/overrides.json); the notebook has been open long enough to have shown it.
+    assert page.get_by_text("official Jupyter news").count() == 0
 
 
 def test_a_researcher_without_accreditation_is_refused_at_login(hub: Hub, page: Any) -> None:
