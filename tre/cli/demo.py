@@ -439,6 +439,29 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _hub_can_confine_notebooks(console: Console) -> bool:
+    """Whether to start the hub: only where notebooks' network rule can be installed, or on
+    the explicit development opt-out (said loudly)."""
+    from tre.hub.launch import UNRESTRICTED_EGRESS_VAR, egress_problem, unrestricted_egress
+
+    problem = egress_problem()
+    if problem is None:
+        return True
+    if unrestricted_egress():
+        console.print(
+            f"[bold red]{UNRESTRICTED_EGRESS_VAR} is set and {problem}: notebooks will be able "
+            "to reach ANY host and every local service (PostgreSQL included). For development "
+            "only.[/]"
+        )
+        return True
+    console.print(
+        f"[yellow]Starting without JupyterHub: {problem}, so notebooks could not be confined "
+        f"to the tre API. Install nftables, or for development only set "
+        f"{UNRESTRICTED_EGRESS_VAR}=1.[/]"
+    )
+    return False
+
+
 def demo(
     people: int = typer.Option(5000, min=100, max=200_000, help="Synthetic people to generate."),
     seed: int = typer.Option(2024, help="Seed of the synthetic population."),
@@ -451,12 +474,16 @@ def demo(
     console = Console()
     settings = load_settings()
     if hub and os.geteuid() != 0:
-        # LocalProcessSpawner switches to one system account per researcher: only root can.
+        # LocalProcessSpawner switches to one system account per researcher, and the notebooks'
+        # network rule is an nftables table: only root can do either.
         console.print(
-            "[yellow]JupyterHub needs root here (one system user per researcher); "
-            "starting without it. Run `sudo make demo` for the notebook workspace.[/]"
+            "[yellow]JupyterHub needs root here (one system user per researcher, and an "
+            "nftables rule confining notebooks to the tre API); starting without it. "
+            "Run `sudo make demo` for the notebook workspace.[/]"
         )
         hub = False
+    if hub:
+        hub = _hub_can_confine_notebooks(console)
     api_url = f"http://127.0.0.1:{api_port}"
     hub_url = f"http://127.0.0.1:{hub_port}" if hub else None
     state = setup_demo(
@@ -468,20 +495,26 @@ def demo(
         print_welcome(console, state, settings)
         return
     procs: list[subprocess.Popen[bytes]] = []
+    hub_layout = None
     _interrupt_on_signals()
     try:
         api = start_api(settings, "127.0.0.1", api_port)
         procs.append(api)
         wait_healthy(f"{api_url}/health", api)
         if hub:
-            from tre.hub.launch import WORKSPACE_ENV, start_hub
+            from tre.hub.launch import WORKSPACE_ENV, layout_for, start_hub
             from tre.hub.workspace import build_workspace_env, workspace_ready
 
             if not workspace_ready(WORKSPACE_ENV):
                 console.print(f"Building the notebook environment in {WORKSPACE_ENV} (once) …")
                 build_workspace_env(WORKSPACE_ENV)
+            hub_layout = layout_for(settings, api_url=api_url, port=hub_port)
             hub_proc = start_hub(
-                settings, api_url=api_url, port=hub_port, log_path=hub_log(settings)
+                settings,
+                api_url=api_url,
+                port=hub_port,
+                layout=hub_layout,
+                log_path=hub_log(settings),
             )
             procs.append(hub_proc)
             wait_healthy(f"{hub_url}/hub/health", hub_proc, timeout=60)
@@ -494,6 +527,14 @@ def demo(
         console.print("Stopping …")
     finally:
         stop(procs)
+        if hub_layout is not None:
+            from tre.hub.egress import EgressError
+            from tre.hub.launch import remove_network_rule
+
+            try:
+                remove_network_rule(hub_layout)
+            except EgressError as exc:
+                console.print(f"[yellow]{exc}[/]")
 
 
 def register(app: typer.Typer) -> None:
