@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from tre import governance as g
 from tre.api.budget import LedgerGateway
@@ -20,6 +20,7 @@ from tre.api.deps import Now, SessionCaller, Svc
 from tre.api.errors import ERROR_RESPONSES
 from tre.api.state import Services
 from tre.audit import user_actor
+from tre.privacy.ledger import ReservationView
 from tre.wire.budgets import CommitIn, ReservationIn, ReservationOut
 
 router = APIRouter(prefix="/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
@@ -30,12 +31,26 @@ def _gateway(svc: Services, who: g.Actor) -> LedgerGateway:
     return LedgerGateway(svc.db, svc.ledger, svc.clock, user_actor(who.user_id))
 
 
+def _reply(view: ReservationView, status_code: int = 200) -> Response:
+    """The reservation as JSON, serialised once by its wire model.
+
+    Returning a Response skips FastAPI's second pass over `response_model` (validating the
+    model it was just built from again, in a worker thread for a sync route); the declared
+    `response_model` still documents the body.
+    """
+    return Response(
+        reservation_out(view).model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
 def _may_charge(who: g.Actor, at: datetime) -> None:
     g.require(g.decide(who, g.Action.CHARGE_BUDGET, g.SYSTEM, now=at))
 
 
 @router.post("/reservations", response_model=ReservationOut, status_code=201)
-def reserve(body: ReservationIn, who: SessionCaller, svc: Svc, at: Now) -> ReservationOut:
+def reserve(body: ReservationIn, who: SessionCaller, svc: Svc, at: Now) -> Response:
     """Reserve budget on a project's datasets, atomically against allowances and caps."""
     _may_charge(who.actor, at)
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
@@ -47,33 +62,36 @@ def reserve(body: ReservationIn, who: SessionCaller, svc: Svc, at: Now) -> Reser
             purpose=body.purpose or "manual charge",
             ttl=ttl,
         )
-    return reservation_out(view)
+    return _reply(view, 201)
 
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationOut)
 def get_reservation(
     reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now
-) -> ReservationOut:
+) -> Response:
     """One reservation."""
     _may_charge(who.actor, at)
     with svc.db.read() as s:
-        return reservation_out(svc.ledger.reservation(s, reservation_id))
+        view = svc.ledger.reservation(s, reservation_id)
+    return _reply(view)
 
 
 @router.post("/reservations/{reservation_id}/commit", response_model=ReservationOut)
 def commit(
     reservation_id: ReservationId, body: CommitIn, who: SessionCaller, svc: Svc, at: Now
-) -> ReservationOut:
+) -> Response:
     """Spend a reservation: the actual cost (default: all of it) becomes committed."""
     _may_charge(who.actor, at)
     actual = {d: b.to_budget() for d, b in body.actual.items()} if body.actual else None
     with svc.db.transaction() as s:
-        return reservation_out(_gateway(svc, who.actor).commit_in(s, reservation_id, actual))
+        view = _gateway(svc, who.actor).commit_in(s, reservation_id, actual)
+    return _reply(view)
 
 
 @router.post("/reservations/{reservation_id}/release", response_model=ReservationOut)
-def release(reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now) -> ReservationOut:
+def release(reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now) -> Response:
     """Give a reservation back unspent."""
     _may_charge(who.actor, at)
     with svc.db.transaction() as s:
-        return reservation_out(_gateway(svc, who.actor).release_in(s, reservation_id))
+        view = _gateway(svc, who.actor).release_in(s, reservation_id)
+    return _reply(view)
