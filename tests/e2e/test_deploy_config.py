@@ -7,6 +7,7 @@ import importlib
 import yaml
 
 from tests.e2e.stack import REPO
+from tre.hub.workspace import LAB_OVERRIDES
 
 K8S = REPO / "deploy" / "kubernetes"
 
@@ -39,6 +40,10 @@ def test_hub_values_use_tres_authenticator_and_switch_lab_calls_off() -> None:
     lab = values["singleuser"]["extraFiles"]["lab-offline"]["data"]
     assert lab["ServerApp"]["terminals_enabled"] is False
     assert lab["LabApp"]["news_url"] is None
+    # The same JupyterLab settings override as the embedded workspace env (tre.hub.workspace).
+    news = values["singleuser"]["extraFiles"]["lab-news-off"]
+    assert news["mountPath"] == lab["LabApp"]["app_settings_dir"] + "/overrides.json"
+    assert news["data"] == LAB_OVERRIDES
     assert values["singleuser"]["networkPolicy"]["enabled"] is False  # ours replaces it
     assert values["cull"]["enabled"] is True
     compile(values["hub"]["extraConfig"]["tre-project-chooser"], "extraConfig", "exec")
