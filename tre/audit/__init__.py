@@ -14,6 +14,7 @@ from tre.audit.payload import (
 )
 from tre.audit.store import (
     GENESIS_HASH,
+    ChainLockRead,
     StoredEvent,
     VerifyResult,
     canonical_json,
@@ -33,6 +34,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "AuditEvent",
     "AuditPayload",
+    "ChainLockRead",
     "StoredEvent",
     "VerifyResult",
     "canonical_json",

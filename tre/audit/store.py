@@ -129,6 +129,33 @@ _head = cast(sa.Table, AuditHead.__table__)
 _events = cast(sa.Table, AuditEventRow.__table__)
 
 
+# The append's statements, built once (building them per event cost more CPU than running
+# them). Bound parameters are named x_* (column names are reserved by SQLAlchemy).
+_INSERT = _events.insert().values(
+    seq=sa.bindparam("x_seq"),
+    occurred_at=sa.bindparam("x_occurred_at"),
+    event_type=sa.bindparam("x_event_type"),
+    schema_version=sa.bindparam("x_schema_version"),
+    actor=sa.bindparam("x_actor"),
+    payload=sa.bindparam("x_payload"),
+    prev_hash=sa.bindparam("x_prev_hash"),
+    hash=sa.bindparam("x_hash"),
+)
+_SET_HASH = (
+    _head.update()
+    .where(_head.c.id == HEAD_ID)
+    .values(seq=sa.bindparam("x_seq"), hash=sa.bindparam("x_hash"))
+)
+_APPEND = _SET_HASH.add_cte(_INSERT.returning(_events.c.seq).cte("appended"))
+_TOUCH_HEAD = _head.update().where(_head.c.id == HEAD_ID).values(seq=_head.c.seq)
+_BUMP = (
+    _head.update()
+    .where(_head.c.id == HEAD_ID)
+    .values(seq=_head.c.seq + 1)
+    .returning(_head.c.seq, _head.c.hash)
+)
+
+
 def lock_chain(session: Session) -> tuple[int, str]:
     """Take the audit append lock for this transaction and return the head (seq, hash).
 
@@ -137,7 +164,7 @@ def lock_chain(session: Session) -> tuple[int, str]:
     """
     if is_sqlite(session):
         # A no-op write takes SQLite's writer lock now (a no-op inside BEGIN IMMEDIATE).
-        session.execute(_head.update().where(_head.c.id == HEAD_ID).values(seq=_head.c.seq))
+        session.execute(_TOUCH_HEAD)
         stmt = sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID)
     else:
         stmt = sa.select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
@@ -145,6 +172,42 @@ def lock_chain(session: Session) -> tuple[int, str]:
     if row is None:
         raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
     return int(row.seq), str(row.hash)
+
+
+class ChainLockRead:
+    """`lock_chain` and a read in one round trip: `(seq, hash)` of the head and the read's rows.
+
+    For a hot writer that needs a small read right after taking the lock (the ledger's expired
+    reservations): the read is outer-joined to the locked head row, so it costs no statement
+    of its own. Build it once (at import); the read's columns must not be named seq or hash.
+    """
+
+    def __init__(self, read: sa.Select[Any]) -> None:
+        sub = read.subquery("chain_read")
+        base = (
+            sa.select(_head.c.seq, _head.c.hash, *sub.c)
+            .select_from(_head.outerjoin(sub, sa.true()))
+            .where(_head.c.id == HEAD_ID)
+            .order_by(*sub.c)
+        )
+        self._sqlite = base
+        self._locking = base.with_for_update(of=_head)
+        self._width = len(sub.c)
+
+    def __call__(
+        self, session: Session, params: dict[str, Any]
+    ) -> tuple[tuple[int, str], list[tuple[Any, ...]]]:
+        """Take the chain lock (as `lock_chain`) and return the head and the read's rows."""
+        if is_sqlite(session):
+            session.execute(_TOUCH_HEAD)  # takes SQLite's writer lock (see lock_chain)
+            rows = session.execute(self._sqlite, params).all()
+        else:
+            rows = session.execute(self._locking, params).all()
+        if not rows:
+            raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
+        first = rows[0]
+        read = [tuple(r[2:]) for r in rows if any(v is not None for v in r[2:])]
+        return (int(first.seq), str(first.hash)), read
 
 
 def record(
@@ -173,12 +236,7 @@ def record(
         # One statement locks the head (if this transaction does not hold it yet), takes the
         # next seq and returns the previous hash (RETURNING gives the row as updated; the hash
         # is not changed by it).
-        bumped = session.execute(
-            _head.update()
-            .where(_head.c.id == HEAD_ID)
-            .values(seq=_head.c.seq + 1)
-            .returning(_head.c.seq, _head.c.hash)
-        ).one_or_none()
+        bumped = session.execute(_BUMP).one_or_none()
         if bumped is None:
             raise RuntimeError("audit_head row missing: run the migrations (tre.db.upgrade)")
         seq, head_hash = int(bumped.seq), str(bumped.hash)
@@ -195,24 +253,23 @@ def record(
         payload=payload,
         prev_hash=head_hash,
     )
-    insert = _events.insert().values(
-        seq=seq,
-        occurred_at=occurred_at,
-        event_type=event.event_type,
-        schema_version=event.schema_version,
-        actor=actor,
-        payload=canonical_json(payload),
-        prev_hash=head_hash,
-        hash=digest,
-    )
-    set_hash = _head.update().where(_head.c.id == HEAD_ID).values(seq=seq, hash=digest)
+    row = {
+        "x_seq": seq,
+        "x_occurred_at": occurred_at,
+        "x_event_type": event.event_type,
+        "x_schema_version": event.schema_version,
+        "x_actor": actor,
+        "x_payload": canonical_json(payload),
+        "x_prev_hash": head_hash,
+        "x_hash": digest,
+    }
     if is_sqlite(session):
-        session.execute(insert)
-        session.execute(set_hash)
+        session.execute(_INSERT, row)
+        session.execute(_SET_HASH, row)
     else:
         # PostgreSQL: the insert rides along as a data-modifying CTE, one round trip instead of
         # two while the chain lock is held (every such round trip is serial across writers).
-        session.execute(set_hash.add_cte(insert.returning(_events.c.seq).cte("appended")))
+        session.execute(_APPEND, row)
     return seq
 
 

@@ -11,9 +11,10 @@ comparison, and `committed + reserved ≤ limit` holds for every row after every
 
 Concurrency: the audit chain lock (tre.audit.lock_chain) is the first lock every audited
 write takes, governance included, so it comes before any ledger row and nothing waits in a
-cycle. Reserve/commit/release do before it only what waits for nobody (a plain read of
-expired reservations, inserting the reservation under a fresh random id, reading it, writing
-its own item rows), and under it as few statements as possible: holds are conditional
+cycle. Reserve/commit/release do before it only what waits for nobody (inserting the
+reservation under a fresh random id, reading it, writing its own item rows); the statement
+that takes the lock also reads the expired reservations to sweep (`tre.audit.ChainLockRead`,
+one round trip); and under it as few statements as possible: holds are conditional
 UPDATEs (`… WHERE committed + reserved + x <= limit`, so the check and the add are one
 statement) and settlements are `UPDATE … WHERE state = 'reserved'`. On SQLite the transaction
 holds the single writer lock (`BEGIN IMMEDIATE`, see tre.db). Each reserve/commit/release
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tre.audit import lock_chain, record
+from tre.audit import ChainLockRead, lock_chain, record
 from tre.audit.events import (
     AllowanceOpened,
     AllowancesClosed,
@@ -204,6 +205,8 @@ _STALE = (
     .where(_res.c.state == ReservationState.RESERVED.value, _res.c.expires_at <= _p("x_now"))
     .order_by(_res.c.id)
 )
+# The chain lock and the expired reservations to sweep, in one round trip.
+_LOCK_AND_STALE = ChainLockRead(_STALE)
 _OPEN = (
     sa.select(
         _res.c.project_id,
@@ -493,9 +496,8 @@ class Ledger:
         units = {ds: charges[ds].units for ds in datasets}
         rid = secrets.token_hex(16)
         expires_at = now + ttl
-        # Before the chain lock, only statements that wait for nobody: a plain read, and
-        # inserting a reservation under a fresh random id (see "Concurrency" above).
-        stale = self._stale(session, now)
+        # Before the chain lock, only statements that wait for nobody: inserting a
+        # reservation under a fresh random id (see "Concurrency" above).
         session.execute(
             _res.insert(),
             {
@@ -523,7 +525,8 @@ class Ledger:
                 for ds, (r, d) in units.items()
             ],
         )
-        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        head: tuple[int, str] | None
+        head, stale = self._lock_and_stale(session, now)  # serial from here to COMMIT
         if self._settle_stale(session, stale, now):
             head = None  # events were recorded since: let record() read the head again
         today = now.date()
@@ -591,7 +594,6 @@ class Ledger:
     ) -> ReservationView:
         """`commit`, returning the reservation as stored (without reading it back)."""
         now = now.astimezone(UTC)
-        stale = self._stale(session, now)
         res, items = self._open_reservation(session, reservation_id, now)
         if actual is None:
             spent = dict(items)
@@ -624,7 +626,8 @@ class Ledger:
                     "x_delta": spent[ds][1],
                 },
             )
-        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        head: tuple[int, str] | None
+        head, stale = self._lock_and_stale(session, now)  # serial from here to COMMIT
         if self._settle_stale(session, stale, now):
             head = None  # events were recorded since: let record() read the head again
         self._settle(session, reservation_id, ReservationState.COMMITTED, now)
@@ -662,9 +665,9 @@ class Ledger:
     ) -> ReservationView:
         """`release`, returning the reservation as stored (without reading it back)."""
         now = now.astimezone(UTC)
-        stale = self._stale(session, now)
         res, items = self._open_reservation(session, reservation_id, now)
-        head: tuple[int, str] | None = lock_chain(session)  # serial from here to COMMIT
+        head: tuple[int, str] | None
+        head, stale = self._lock_and_stale(session, now)  # serial from here to COMMIT
         if self._settle_stale(session, stale, now):
             head = None  # events were recorded since: let record() read the head again
         self._settle(session, reservation_id, ReservationState.RELEASED, now)
@@ -955,6 +958,11 @@ class Ledger:
             session, reservation_id, done.project_id, items, cause, actor=actor, now=now
         )
         return 1
+
+    def _lock_and_stale(self, session: Session, now: datetime) -> tuple[tuple[int, str], list[str]]:
+        """Take the chain lock; the head and the open reservations whose time ran out."""
+        head, rows = _LOCK_AND_STALE(session, {"x_now": now})
+        return head, [r[0] for r in rows]
 
     def _stale(self, session: Session, now: datetime) -> list[str]:
         """Open reservations whose time ran out (a plain read; settled under the lock)."""
