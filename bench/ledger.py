@@ -13,9 +13,15 @@ reserved, the audit trail's committed sum equals the ledger's, and the audit cha
 Then, unless `--ceiling-seconds 0`, the same server stack and client drive a bare route that
 runs one UPDATE in a tre write transaction: what this machine can do at best right now.
 
-Prints reservations/s (completed reserve + commit cycles), requests/s, p50/p99 latency of
-each call, server and client CPU ms per request, the load average, the overspend check, the
-ceiling and the fraction of it reached, and ends with a one-line JSON summary.
+Prints, honestly labelled: **reservations/s** (reserve requests answered 201 — a real
+reservation through the real API, with its authentication, ledger transaction and audit
+event — per second of the run, the commits running alongside), **cycles/s** (completed
+reserve + commit pairs per second), requests/s, p50/p99 latency of each call, CPU ms per
+request of the server (all uvicorn workers), of this client process and of the PostgreSQL
+backends serving the run (the 32 clients and the database share the machine's cores), the load
+average, the overspend check, the ceiling and the fraction of it reached, and ends with a
+one-line JSON summary. `--http`/`--loop` choose uvicorn's HTTP parser and event loop (default:
+uvicorn's choice, httptools and uvloop when installed) so the stacks can be compared.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class Run:
     database: str
     workers: int
     clients: int
+    stack: str = "auto"
     attempts: int = 0
     reserved: int = 0
     committed: int = 0
@@ -89,13 +96,16 @@ class Run:
             "database": self.database,
             "workers": self.workers,
             "clients": self.clients,
+            "stack": self.stack,
             "attempts": self.attempts,
+            "reserved": self.reserved,
             "committed": self.committed,
             "refused": self.refused,
             "errors": self.errors,
             "busy_retries": self.retries,
             "seconds": round(self.seconds, 2),
-            "reservations_per_s": round(self.committed / self.seconds, 1),
+            "reservations_per_s": round(self.reserved / self.seconds, 1),
+            "cycles_per_s": round(self.committed / self.seconds, 1),
             "requests_per_s": round((self.attempts + self.committed) / self.seconds, 1),
             "reserve_p50_ms": pct(self.reserve_ms, 50),
             "reserve_p99_ms": pct(self.reserve_ms, 99),
@@ -276,21 +286,57 @@ async def _drive(base: str, project_id: int, run: Run) -> None:
         run.seconds = time.perf_counter() - t0
 
 
-def _cpu(server_pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the server (all workers) and this client."""
+def _used(p: psutil.Process) -> float:
+    try:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+    except psutil.Error:
+        return 0.0
 
-    def used(p: psutil.Process) -> float:
-        try:
-            t = p.cpu_times()
-            return float(t.user + t.system)
-        except psutil.Error:
-            return 0.0
 
+def _pg_backends(url: str | None) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the run's database."""
+    if url is None:
+        return {}
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            out = {}
+            for pid in pids:
+                try:
+                    out[int(pid)] = _used(psutil.Process(int(pid)))
+                except psutil.Error:
+                    continue  # not visible to this user, or gone
+            return out
+    finally:
+        engine.dispose()
+
+
+def _cpu(server_pid: int, pg_url: str | None = None) -> dict[str, Any]:
+    """CPU seconds used so far by the server (all workers), this client and, on PostgreSQL,
+    the backends of the run's database (absent ones count as 0: they were opened since)."""
     server = psutil.Process(server_pid)
-    return {
-        "server": sum(used(p) for p in [server, *server.children(recursive=True)]),
+    out: dict[str, Any] = {
+        "server": sum(_used(p) for p in [server, *server.children(recursive=True)]),
         "client": time.process_time(),
     }
+    if pg_url is not None:
+        out["postgres_by_pid"] = _pg_backends(pg_url)
+    return out
+
+
+def _cpu_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    out = {k: after[k] - before[k] for k in ("server", "client")}
+    if "postgres_by_pid" in after:
+        b, a = before.get("postgres_by_pid", {}), after["postgres_by_pid"]
+        out["postgres"] = sum(v - b.get(pid, 0.0) for pid, v in a.items())
+    return out
 
 
 def _wait_idle(server_pid: int, *, limit_s: float = 120) -> None:
@@ -312,7 +358,13 @@ def _wait_idle(server_pid: int, *, limit_s: float = 120) -> None:
 
 
 def _serve(
-    url: str, workdir: Path, workers: int, factory: str = "tre.api.app:app_from_environment"
+    url: str,
+    workdir: Path,
+    workers: int,
+    factory: str = "tre.api.app:app_from_environment",
+    *,
+    http: str = "auto",
+    loop: str = "auto",
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     repo = str(Path(__file__).resolve().parent.parent)
@@ -339,6 +391,10 @@ def _serve(
             "--log-level",
             "warning",
             "--no-access-log",
+            "--http",
+            http,
+            "--loop",
+            loop,
         ],
         env=env,
     )
@@ -406,7 +462,14 @@ async def _drive_ceiling(base: str, clients: int, seconds: float) -> tuple[int, 
 
 
 def ceiling_one(
-    url: str, workdir: Path, *, workers: int, clients: int, seconds: float
+    url: str,
+    workdir: Path,
+    *,
+    workers: int,
+    clients: int,
+    seconds: float,
+    http: str = "auto",
+    loop: str = "auto",
 ) -> dict[str, Any]:
     """Requests/s of the bare route on `url` with the ledger run's server settings."""
     with Database.from_url(url).engine.begin() as conn:
@@ -417,13 +480,16 @@ def ceiling_one(
         )
         conn.execute(sa.text(f"DELETE FROM {CEILING_TABLE}"))
         conn.execute(sa.text(f"INSERT INTO {CEILING_TABLE} VALUES (1, 0)"))
-    proc, base = _serve(url, workdir, workers, factory="bench.ledger:ceiling_app")
+    pg_url = None if url.startswith("sqlite") else url
+    proc, base = _serve(
+        url, workdir, workers, factory="bench.ledger:ceiling_app", http=http, loop=loop
+    )
     try:
-        before = _cpu(proc.pid)
+        before = _cpu(proc.pid, pg_url)
         t0 = time.perf_counter()
         n, latencies = asyncio.run(_drive_ceiling(base, clients, seconds))
         elapsed = time.perf_counter() - t0
-        after = _cpu(proc.pid)
+        after = _cpu(proc.pid, pg_url)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -432,16 +498,25 @@ def ceiling_one(
         "requests_per_s": round(n / elapsed, 1),
         "p50_ms": round(q[49], 2),
         "p99_ms": round(q[98], 2),
-        "cpu_ms_per_request": {k: round((after[k] - before[k]) * 1000 / n, 2) for k in before},
+        "cpu_ms_per_request": {
+            k: round(v * 1000 / n, 2) for k, v in _cpu_delta(before, after).items()
+        },
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def bench_one(
-    database: str, *, workers: int, clients: int, reservations: int, ceiling_s: float = 0
+    database: str,
+    *,
+    workers: int,
+    clients: int,
+    reservations: int,
+    ceiling_s: float = 0,
+    http: str = "auto",
+    loop: str = "auto",
 ) -> Run:
     """Set up, serve, drive and check one database (then the bare-route ceiling, if asked)."""
-    run = Run(database=database, workers=workers, clients=clients)
+    run = Run(database=database, workers=workers, clients=clients, stack=f"{http}/{loop}")
     with tempfile.TemporaryDirectory(prefix="tre-bench-ledger-") as tmp:
         workdir = Path(tmp)
         pg_name = None
@@ -456,12 +531,13 @@ def bench_one(
             url = sa.engine.make_url(PG_ADMIN_URL).set(database=pg_name).render_as_string(False)
         try:
             project_id = _setup(url, reservations)
-            proc, base = _serve(url, workdir, workers)
+            pg_url = None if database == "sqlite" else url
+            proc, base = _serve(url, workdir, workers, http=http, loop=loop)
             try:
-                before = _cpu(proc.pid)
+                before = _cpu(proc.pid, pg_url)
                 asyncio.run(_drive(base, project_id, run))
-                after = _cpu(proc.pid)
-                run.cpu_s = {k: after[k] - before[k] for k in before}
+                after = _cpu(proc.pid, pg_url)
+                run.cpu_s = _cpu_delta(before, after)
                 run.load = os.getloadavg()
             finally:
                 proc.terminate()
@@ -469,7 +545,13 @@ def bench_one(
             _check(url, project_id, run, reservations)
             if ceiling_s > 0:
                 run.ceiling = ceiling_one(
-                    url, workdir, workers=workers, clients=clients, seconds=ceiling_s
+                    url,
+                    workdir,
+                    workers=workers,
+                    clients=clients,
+                    seconds=ceiling_s,
+                    http=http,
+                    loop=loop,
                 )
         finally:
             if admin is not None and pg_name is not None:
@@ -499,6 +581,18 @@ def main(argv: list[str]) -> int:
         default=10,
         help="also drive a bare one-UPDATE route this long on the same stack (0: skip)",
     )
+    p.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP protocol (auto: httptools when installed)",
+    )
+    p.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn's event loop (auto: uvloop when installed)",
+    )
     args = p.parse_args(argv)
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     summaries = []
@@ -509,21 +603,29 @@ def main(argv: list[str]) -> int:
             clients=args.clients,
             reservations=args.reservations,
             ceiling_s=args.ceiling_seconds,
+            http=args.http,
+            loop=args.loop,
         )
         s = run.summary()
         summaries.append(s)
+        cpu = s["cpu_ms_per_request"]
         print(
             f"{database}: {s['reservations_per_s']} reservations/s "
-            f"({s['committed']} reserve+commit cycles in {s['seconds']} s, "
-            f"{s['requests_per_s']} requests/s, {args.clients} clients, {args.workers} workers); "
-            f"reserve p50 {s['reserve_p50_ms']} ms p99 {s['reserve_p99_ms']} ms; "
+            f"({s['reserved']} reservations answered 201 in {s['seconds']} s, each followed "
+            f"by its commit); {s['cycles_per_s']} reserve+commit cycles/s; "
+            f"{s['requests_per_s']} requests/s; {args.clients} clients, {args.workers} "
+            f"workers, uvicorn {run.stack}"
+        )
+        print(
+            f"{database}: reserve p50 {s['reserve_p50_ms']} ms p99 {s['reserve_p99_ms']} ms; "
             f"commit p50 {s['commit_p50_ms']} ms p99 {s['commit_p99_ms']} ms; "
             f"refused {s['refused']}, errors {s['errors']}"
         )
         print(f"{database}: overspend {'YES' if s['overspend'] else 'none'}; checks {run.checks}")
         print(
-            f"{database}: server CPU {s['cpu_ms_per_request'].get('server')} ms/request, "
-            f"load average {s['load_average']}"
+            f"{database}: CPU ms/request: server {cpu.get('server')}, client {cpu.get('client')}"
+            + (f", PostgreSQL backends {cpu['postgres']}" if "postgres" in cpu else "")
+            + f"; load average {s['load_average']}"
         )
         if run.ceiling:
             c = run.ceiling
