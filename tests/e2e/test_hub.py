@@ -157,6 +157,7 @@ def _reachable(host: str, port: int) -> bool:
 def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None:
     if not hub.layout.egress_required:
         pytest.skip("nftables (nft) is not usable here: the hub runs on the unrestricted opt-out")
+    proxy_port = hub.layout.proxy_api_port
     tcp4 = _listener(socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1")
     tcp6 = _listener(socket.AF_INET6, socket.SOCK_STREAM, "::1")
     udp4 = _listener(socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1")
@@ -166,11 +167,11 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
         ("tcp6_listener", "AF_INET6", "SOCK_STREAM", tcp6.getsockname()[:2]),
         ("udp4_listener", "AF_INET", "SOCK_DGRAM", udp4.getsockname()[:2]),
         ("udp_dns", "AF_INET", "SOCK_DGRAM", ("192.0.2.53", 53)),
-        ("proxy_api", "AF_INET", "SOCK_STREAM", ("127.0.0.1", hub.layout.proxy_api_port)),
+        ("proxy_api", "AF_INET", "SOCK_STREAM", ("127.0.0.1", proxy_port)),
         ("external", "AF_INET", "SOCK_STREAM", ("192.0.2.1", 443)),
     ]
     # Each loopback target is open to everyone else (so a refusal means the rule refused it).
-    assert _reachable("127.0.0.1", hub.layout.proxy_api_port)
+    assert _reachable("127.0.0.1", proxy_port)
     if _reachable("127.0.0.1", 5432):
         targets.append(("postgresql", "AF_INET", "SOCK_STREAM", ("127.0.0.1", 5432)))
     code = (
@@ -199,6 +200,23 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
         assert ("Connection refused" if kind == "SOCK_STREAM" else "not permitted") in message
     rule = egress.installed(hub.layout.egress_table)
     assert rule is not None and f"tcp dport {hub.layout.hub_port} accept" in rule
+
+    # Uncaught in a cell, a refused connection says why; a refused file does not claim it.
+    with pytest.raises(AssertionError) as refused:
+        ada.run(hub, f"import socket\nsocket.create_connection(('127.0.0.1', {proxy_port}))")
+    assert "ConnectionRefusedError" in str(refused.value)
+    assert "may connect to the tre API only" in str(refused.value)
+    with pytest.raises(AssertionError) as udp:
+        ada.run(
+            hub,
+            "import socket\nsocket.socket(type=socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 53))",
+        )
+    assert "Operation not permitted" in str(udp.value) and "tre API only" in str(udp.value)
+    data_file = next(hub.stack.settings.datasets_dir.glob("health/v1/*.parquet"))
+    with pytest.raises(AssertionError) as denied:
+        ada.run(hub, f"open({str(data_file)!r}, 'rb')")
+    assert "Permission denied" in str(denied.value)
+    assert "tre API only" not in str(denied.value)
 
 
 def test_stopping_the_server_revokes_its_token(hub: Hub, ada: Spawned) -> None:

@@ -17,7 +17,7 @@ from tests.e2e.conftest import REQUIRE_EGRESS
 from tre.hub import egress
 from tre.hub.egress import EgressError, EgressPolicy, Endpoint
 from tre.hub.spawner import TRESpawner, lab_args
-from tre.hub.workspace import LAB_OVERRIDES, write_lab_settings
+from tre.hub.workspace import LAB_OVERRIDES, NETWORK_NOTE, write_kernel_config, write_lab_settings
 
 POLICY = EgressPolicy(
     table="tre_workspace",
@@ -161,4 +161,16 @@ def test_jupyterlab_news_and_update_checks_are_overridden_off(tmp_path: Path) ->
     notification = json.loads(path.read_text())["@jupyterlab/apputils-extension:notification"]
     assert notification == {"fetchNews": "false", "checkForUpdates": False}
     assert LAB_OVERRIDES["@jupyterlab/apputils-extension:notification"] == notification
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_kernel_config_is_valid_python_with_the_note(tmp_path: Path) -> None:
+    # What the note does inside a real kernel is tested in test_hub.py.
+    path = write_kernel_config(tmp_path)
+    assert path == tmp_path / "etc" / "ipython" / "ipython_kernel_config.py"
+    namespace: dict[str, object] = {"c": SimpleNamespace(InteractiveShellApp=SimpleNamespace())}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    (code,) = namespace["c"].InteractiveShellApp.exec_lines  # type: ignore[attr-defined]
+    compile(code, "exec_lines", "exec")
+    assert repr(NETWORK_NOTE) in code
     assert path.stat().st_mode & 0o777 == 0o644

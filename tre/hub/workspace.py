@@ -37,6 +37,35 @@ LAB_OVERRIDES = {
         "checkForUpdates": False,
     }
 }
+# IPython kernel configuration (sys.prefix/etc/ipython is on IPython's config path): a socket
+# refused by the egress rule (tre.hub.egress) gets a note saying why. File permission errors
+# (EACCES) are left alone; the rule's UDP refusal is EPERM.
+NETWORK_NOTE = (
+    "tre: notebooks in this workspace may connect to the tre API only (use tre.query, "
+    "tre.datasets, ...); other hosts, local services, UDP and DNS are refused by the "
+    "workspace's network rule."
+)
+_NOTE_CODE = f"""
+def _tre_network_note():
+    import errno, socket
+
+    def noted(shell, etype, value, tb, tb_offset=None):
+        refused = isinstance(value, (ConnectionRefusedError, socket.gaierror)) or (
+            isinstance(value, PermissionError) and value.errno == errno.EPERM
+        )
+        if refused and {NETWORK_NOTE!r} not in getattr(value, "__notes__", ()):
+            value.add_note({NETWORK_NOTE!r})
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+    get_ipython().set_custom_exc((ConnectionRefusedError, PermissionError, socket.gaierror), noted)
+
+_tre_network_note()
+del _tre_network_note
+"""
+KERNEL_CONFIG = (
+    "# Written by tre.hub.workspace; edit it there (see docs/workspace.md).\n"
+    f"c.InteractiveShellApp.exec_lines = [{_NOTE_CODE!r}]\n"
+)
 
 
 def system_python() -> str:
@@ -71,6 +100,7 @@ def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
     # The client only: tre's server dependencies are deliberately not installed here.
     subprocess.run([*pip, "install", "--no-deps", "--upgrade", str(repo)], check=True)  # noqa: S603
     write_lab_settings(target)
+    write_kernel_config(target)
     for folder in (target.parent, target):
         os.chmod(folder, 0o755)  # noqa: S103 (researchers must execute it; it holds no secrets)
     return target
@@ -89,3 +119,13 @@ def write_lab_settings(target: Path) -> Path:
 def workspace_ready(target: Path) -> bool:
     """Whether `target` has the single-user server."""
     return (target / "bin" / "jupyterhub-singleuser").exists()
+
+
+def write_kernel_config(target: Path) -> Path:
+    """The IPython kernel configuration in the environment (etc/ipython)."""
+    folder = target / "etc" / "ipython"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ipython_kernel_config.py"
+    path.write_text(KERNEL_CONFIG)
+    os.chmod(path, 0o644)
+    return path
