@@ -200,6 +200,18 @@ _ADD_ALLOWANCE = _add_to(
     _allow, sa.and_(_allow.c.project_id == _p("x_project"), _allow.c.dataset == _p("x_dataset"))
 )
 _ADD_CAP = _add_to(_caps, _caps.c.dataset == _p("x_dataset"))
+# PostgreSQL: both holds (or both total updates) in one round trip, the allowance's UPDATE as a
+# data-modifying CTE. Only under the chain lock, which every writer of these rows holds first,
+# so the order in which the two row locks are taken within the statement cannot deadlock.
+_ALLOWANCE_HELD = _HOLD_ALLOWANCE.returning(sa.literal(1).label("held")).cte("allowance_held")
+_CAP_HELD = _HOLD_CAP.returning(sa.literal(1).label("held")).cte("cap_held")
+_HOLD_BOTH = sa.select(
+    sa.select(sa.func.count()).select_from(_ALLOWANCE_HELD).scalar_subquery(),
+    sa.select(sa.func.count()).select_from(_CAP_HELD).scalar_subquery(),
+)
+_ADD_BOTH = _ADD_CAP.add_cte(
+    _ADD_ALLOWANCE.returning(sa.literal(1).label("added")).cte("allowance_added")
+)
 _STALE = (
     sa.select(_res.c.id)
     .where(_res.c.state == ReservationState.RESERVED.value, _res.c.expires_at <= _p("x_now"))
@@ -530,22 +542,26 @@ class Ledger:
         if self._settle_stale(session, stale, now):
             head = None  # events were recorded since: let record() read the head again
         today = now.date()
+        sqlite = is_sqlite(session)
         for ds, (r, d) in units.items():
             # Check and add in one statement each: the row changes only if the hold fits.
-            held = session.execute(
-                _HOLD_ALLOWANCE,
-                {
-                    "x_project": project_id,
-                    "x_dataset": ds,
-                    "x_today": today,
-                    "x_rho": r,
-                    "x_delta": d,
-                },
-            )
-            if _rowcount(held) != 1:
+            params = {
+                "x_project": project_id,
+                "x_dataset": ds,
+                "x_today": today,
+                "x_rho": r,
+                "x_delta": d,
+            }
+            if sqlite:
+                allowance_held = _rowcount(session.execute(_HOLD_ALLOWANCE, params))
+                cap_held = _rowcount(session.execute(_HOLD_CAP, params)) if allowance_held else 0
+            else:
+                allowance_held, cap_held = session.execute(_HOLD_BOTH, params).one()
+            # A refusal raises, and the transaction rolls back whatever the other hold did;
+            # each row read to explain it is one this statement did not change.
+            if allowance_held != 1:
                 self._refuse_allowance(session, project_id, ds, charges[ds], today)
-            held = session.execute(_HOLD_CAP, {"x_dataset": ds, "x_rho": r, "x_delta": d})
-            if _rowcount(held) != 1:
+            if cap_held != 1:
                 self._refuse_cap(session, ds, charges[ds])
         record(
             session,
@@ -848,8 +864,11 @@ class Ledger:
             "x_rho_committed": committed[0],
             "x_delta_committed": committed[1],
         }
-        session.execute(_ADD_ALLOWANCE, params)
-        session.execute(_ADD_CAP, params)
+        if is_sqlite(session):
+            session.execute(_ADD_ALLOWANCE, params)
+            session.execute(_ADD_CAP, params)
+        else:
+            session.execute(_ADD_BOTH, params)
 
     def _items(self, session: Session, reservation_id: str) -> dict[str, tuple[int, int]]:
         rows = session.execute(
