@@ -43,6 +43,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from tre.cli.demo import DemoState, setup_demo, start_api, stop, wait_healthy
 from tre.config import Settings
+from tre.hub import egress
 from tre.hub.launch import PROXY, WORKSPACE_ENV, layout_for, start_hub
 from tre.hub.workspace import build_workspace_env, workspace_ready
 
@@ -307,6 +308,8 @@ def main(argv: list[str]) -> int:
                     hub_port,
                     homes_root=root / "homes",
                     user_prefix=prefix,
+                    runtime_root=root / "run",
+                    egress_table=f"tre_bench_{prefix[1:-1]}",
                 )
             rounds.append(r)
             print(
@@ -318,6 +321,8 @@ def main(argv: list[str]) -> int:
             )
     finally:
         subprocess.run(["userdel", prefix + RESEARCHER], capture_output=True, check=False)
+        subprocess.run(["groupdel", prefix + "researchers"], capture_output=True, check=False)
+        egress.remove(f"tre_bench_{prefix[1:-1]}")  # the notebooks' nftables table
         shutil.rmtree(root, ignore_errors=True)
     load_after = os.getloadavg()
 
