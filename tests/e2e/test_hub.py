@@ -130,12 +130,26 @@ def attempt(label, family, kind, address):
         s.close()
 for label, family, kind, address in TARGETS:
     attempt(label, family, kind, tuple(address))
+import os
+out["run"] = sorted(os.listdir("/run"))
+for label, path in UNIX_TARGETS:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        out[label] = ["open"]
+    except OSError as exc:
+        out[label] = [type(exc).__name__, str(exc)]
+    finally:
+        s.close()
 import ipykernel.connect
 out["transport"] = json.loads(ipykernel.connect.get_connection_info())["transport"]
 import tre.client as tre
 out["rows"] = tre.query("SELECT sex, COUNT(*) AS n FROM health GROUP BY sex", epsilon=1.0).height
 print(json.dumps(out))
 """
+
+
+PG_SOCKET = "/var/run/postgresql/.s.PGSQL.5432"
 
 
 def _listener(family: socket.AddressFamily, kind: socket.SocketKind, host: str) -> socket.socket:
@@ -152,6 +166,17 @@ def _reachable(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def _unix_reachable(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None:
@@ -174,13 +199,22 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
     assert _reachable("127.0.0.1", proxy_port)
     if _reachable("127.0.0.1", 5432):
         targets.append(("postgresql", "AF_INET", "SOCK_STREAM", ("127.0.0.1", 5432)))
+    # Unix sockets escape the nft rule; those of local services live under /run (hidden).
+    unix_path = f"/run/tre-test-{hub.prefix[:-1]}.sock"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(unix_path)
+    os.chmod(unix_path, 0o777)
+    unix.listen()
+    unix_targets = [("unix_listener", unix_path)]
+    if _unix_reachable(PG_SOCKET):
+        unix_targets.append(("postgresql_socket", PG_SOCKET))
     code = (
         "import socket\nTARGETS = ["
         + ", ".join(
             f"({label!r}, socket.{fam}, socket.{kind}, {tuple(addr)!r})"
             for label, fam, kind, addr in targets
         )
-        + "]\n"
+        + f"]\nUNIX_TARGETS = {unix_targets!r}\n"
         + PROBE
     )
     try:
@@ -188,10 +222,14 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
         with pytest.raises(TimeoutError):
             udp4.recvfrom(64)  # nothing the kernel sent arrived
     finally:
-        for s in (tcp4, tcp6, udp4):
+        for s in (tcp4, tcp6, udp4, unix):
             s.close()
+        os.unlink(unix_path)
     assert result["rows"] == 2, "tre.query must still work"
     assert result["transport"] == "ipc", "kernels must not need loopback TCP"
+    assert result["run"] == [], "a notebook sees an empty /run (its runtime folder is elsewhere)"
+    for label, _path in unix_targets:
+        assert result[label][0] == "FileNotFoundError", (label, result[label])
     for label, _fam, kind, _addr in targets:
         name, message, seconds = result[label]
         expected = "ConnectionRefusedError" if kind == "SOCK_STREAM" else "PermissionError"

@@ -1,12 +1,15 @@
 """The notebooks' egress rule: the nft text it generates, installing and removing it with the
-real `nft`, a clear error when that is impossible, and the spawner refusing to start then."""
+real `nft`, a clear error when that is impossible, and the spawner refusing to start then; the
+private mount namespace hiding local services' sockets; the workspace env's settings."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import secrets
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +17,7 @@ import pytest
 from tornado import web
 
 from tests.e2e.conftest import REQUIRE_EGRESS
-from tre.hub import egress
+from tre.hub import egress, mounts
 from tre.hub.egress import EgressError, EgressPolicy, Endpoint
 from tre.hub.spawner import TRESpawner, lab_args
 from tre.hub.workspace import LAB_OVERRIDES, NETWORK_NOTE, write_kernel_config, write_lab_settings
@@ -174,3 +177,35 @@ def test_the_kernel_config_is_valid_python_with_the_note(tmp_path: Path) -> None
     compile(code, "exec_lines", "exec")
     assert repr(NETWORK_NOTE) in code
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
+
+
+@needs_root
+def test_hidden_folders_are_empty_in_the_server_namespace_only(tmp_path: Path) -> None:
+    assert mounts.problem() is None
+    kept = Path("/run") / f"tre-unit-{secrets.token_hex(3)}" / "runtime"
+    kept.mkdir(parents=True)
+    (kept / "conn.json").write_text("{}")
+    before = sorted(os.listdir("/run"))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child hides /run as a notebook server's preexec does
+        os.close(read)
+        try:
+            mounts.hide(ctypes.CDLL(None, use_errno=True), ["/run", "/no/such"], [str(kept)])
+            seen = {"run": sorted(os.listdir("/run")), "kept": sorted(os.listdir(kept))}
+        except Exception as exc:  # reported to the parent
+            seen = {"error": repr(exc)}
+        os.write(write, json.dumps(seen).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        seen = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    try:
+        assert seen == {"run": [kept.parent.name], "kept": ["conn.json"]}
+        assert sorted(os.listdir("/run")) == before  # the host's /run is untouched
+    finally:
+        shutil.rmtree(kept.parent)

@@ -26,7 +26,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Bool, Integer, List, Unicode, default
 
-from tre.hub import egress
+from tre.hub import egress, mounts
 
 _PR_SET_NO_NEW_PRIVS = 38
 
@@ -81,12 +81,23 @@ class TRESpawner(LocalProcessSpawner):
         help="URLs (http://host:port) notebooks may open TCP connections to: the tre API and "
         "the hub's API. Everything else is refused.",
     )
+    hidden_folders = List(
+        Unicode(),
+        ["/run"],
+        config=True,
+        help="Folders replaced by an empty tmpfs in the server's own mount namespace: local "
+        "services' unix sockets live there (PostgreSQL's /run/postgresql, ...), which the "
+        "egress rule cannot see. The runtime folder is mounted back if inside one.",
+    )
     egress_required = Bool(
         True,
         config=True,
-        help="Refuse to start a server when the egress rule cannot be installed. Off only for "
-        "development on machines without nftables: notebooks can then reach any host.",
+        help="Refuse to start a server when the egress rule cannot be installed or the hidden "
+        "folders cannot be hidden. Off only for development on machines without nftables or "
+        "CAP_SYS_ADMIN: notebooks can then reach any host or local service.",
     )
+
+    _hide = False  # set before each spawn: whether hidden_folders can be hidden here
 
     @default("cmd")
     def _cmd_default(self) -> list[str]:
@@ -192,29 +203,38 @@ class TRESpawner(LocalProcessSpawner):
         os.chmod(runtime, 0o700)
 
     def _confine_network(self, gid: int) -> None:
-        """(Re)install the egress rule, or refuse the spawn (unless explicitly opted out)."""
+        """(Re)install the egress rule and check that local sockets can be hidden, or refuse
+        the spawn (unless explicitly opted out)."""
+        failures: list[str] = []
         try:
             hosts = [egress.url_endpoint(url) for url in self.egress_allow]
             if not hosts:
                 raise egress.EgressError("no allowed endpoint is configured (egress_allow)")
             egress.install(egress.EgressPolicy(self.egress_table, gid, egress.endpoints(hosts)))
         except (egress.EgressError, ValueError) as exc:
-            if self.egress_required:
-                self.log.error("refusing to start %s: %s", self.system_user, exc)
-                refusal = web.HTTPError(
-                    503,
-                    "The notebook workspace is not available: its network rule could not be "
-                    "installed, so a notebook could reach hosts other than tre. An administrator "
-                    "must fix this (see the hub log).",
-                )
-                refusal.jupyterhub_message = refusal.log_message  # type: ignore[attr-defined]
-                raise refusal from None
-            self.log.warning(
-                "UNRESTRICTED NETWORK: starting %s without the egress rule (%s); its notebooks "
-                "can reach any host and any local service (egress_required is off)",
-                self.system_user,
-                exc,
+            failures.append(str(exc))
+        problem = mounts.problem() if self.hidden_folders else None
+        if problem:
+            failures.append(f"cannot hide local services' sockets: {problem}")
+        self._hide = bool(self.hidden_folders) and problem is None
+        if not failures:
+            return
+        if self.egress_required:
+            self.log.error("refusing to start %s: %s", self.system_user, "; ".join(failures))
+            refusal = web.HTTPError(
+                503,
+                "The notebook workspace is not available: its network rule could not be "
+                "installed, so a notebook could reach hosts or services other than tre. An "
+                "administrator must fix this (see the hub log).",
             )
+            refusal.jupyterhub_message = refusal.log_message  # type: ignore[attr-defined]
+            raise refusal
+        self.log.warning(
+            "UNRESTRICTED NETWORK: starting %s without full confinement (%s); its notebooks "
+            "can reach other hosts or local services (egress_required is off)",
+            self.system_user,
+            "; ".join(failures),
+        )
 
     def _prepare(self) -> None:
         gid = self._ensure_group()
@@ -222,12 +242,17 @@ class TRESpawner(LocalProcessSpawner):
         self._ensure_system_user(gid)
 
     def make_preexec_fn(self, name: str) -> Any:
-        """Drop to the researcher's system account (not the tre username), with no_new_privs:
-        no setuid or setgid program can then change the group the egress rule matches."""
+        """Drop to the researcher's system account (not the tre username), in a mount
+        namespace hiding local services' sockets, with no_new_privs: no setuid or setgid
+        program can then change the group the egress rule matches."""
         drop = super().make_preexec_fn(self.system_user)
         libc = ctypes.CDLL(None, use_errno=True)  # looked up before the fork
+        hidden = list(self.hidden_folders) if self._hide else []
+        keep = [str(self.runtime_dir), pwd.getpwnam(self.system_user).pw_dir]
 
         def preexec() -> None:
+            if hidden:
+                mounts.hide(libc, hidden, keep)
             if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
             drop()
