@@ -203,6 +203,26 @@ def _ident(node: exp.Expression | None) -> str:
     raise refuse(node or exp.Null(), "expected a plain name here", "Use a plain identifier.")
 
 
+def clamp_sql(value: str, lo: object, hi: object) -> str:
+    """`value` clamped to [lo, hi] in DuckDB SQL; NULL stays NULL, NaN becomes `hi`.
+
+    A CASE, not LEAST(GREATEST(…)): DuckDB's LEAST/GREATEST skip NULL arguments, so a missing
+    value became the lower bound (`x IS NULL` was never true, AVG counted missing values as
+    `lo`). DuckDB orders NaN above every number, so NaN compares greater than `hi` here as it
+    did in GREATEST. `value` is repeated: it must be a column or a side-effect-free expression.
+    """
+    return f"CASE WHEN {value} < {lo} THEN {lo} WHEN {value} > {hi} THEN {hi} ELSE {value} END"
+
+
+def _view_clamps_exactly(col: BaseColumn) -> bool:
+    """Whether `_view_for` clamps `col` to exactly its policy bounds (as numbers of its type)."""
+    if col.bounds is None:
+        return False
+    if col.type == "float":
+        return True
+    return col.type == "integer" and all(float(b).is_integer() for b in col.bounds)
+
+
 # --- FROM items ---------------------------------------------------------------------------------
 
 
@@ -218,9 +238,12 @@ def _view_for(ctx: _Context, ds: GrantedDataset) -> str:
             lo, hi = col.bounds
             # Clamp to the policy's bounds so that sensitivity follows from policy alone.
             cast = "DOUBLE" if col.type == "float" else "BIGINT"
-            items.append(
-                f"LEAST(GREATEST({ref}, CAST({lo!r} AS {cast})), CAST({hi!r} AS {cast})) AS {ref}"
-            )
+            lo_sql, hi_sql = f"CAST({lo!r} AS {cast})", f"CAST({hi!r} AS {cast})"
+            if col.nullable:
+                items.append(f"{clamp_sql(ref, lo_sql, hi_sql)} AS {ref}")  # NULL stays NULL
+            else:
+                # No NULL to keep: LEAST/GREATEST is the cheaper clamp on Parquet scans.
+                items.append(f"LEAST(GREATEST({ref}, {lo_sql}), {hi_sql}) AS {ref}")
         else:
             items.append(ref)
     items.append(_q(ds.pseudonym_column))
@@ -974,8 +997,17 @@ def _agg(node: exp.Expression, check: _Expr, rel: _Relation, name: str) -> Aggre
                 reason="aggregate_not_allowed",
             )
     lo, hi = bounds
-    clamp = f"LEAST(GREATEST(TRY_CAST({out.sql(dialect='duckdb')} AS DOUBLE), {float(lo)!r}), {float(hi)!r})"
-    value = f"CAST(ROUND({clamp} * {scale}) AS BIGINT)"
+    base = info.base
+    if base is not None and _view_clamps_exactly(base) and base.bounds == bounds:
+        # A published column passed through unchanged: its view already clamps it to exactly
+        # these bounds, so a second clamp per row would change nothing (and cost time).
+        if base.type == "integer" and scale == 1:
+            value = f"CAST({out.sql(dialect='duckdb')} AS BIGINT)"
+        else:
+            value = f"CAST(ROUND(CAST({out.sql(dialect='duckdb')} AS DOUBLE) * {scale}) AS BIGINT)"
+    else:
+        clamp = clamp_sql(f"TRY_CAST({out.sql(dialect='duckdb')} AS DOUBLE)", float(lo), float(hi))
+        value = f"CAST(ROUND({clamp} * {scale}) AS BIGINT)"
     label = {AggKind.SUM: "SUM", AggKind.AVG: "AVG", AggKind.QUANTILE: f"quantile {alpha}"}[kind]
     return Aggregate(
         kind, name, value, bounds=(float(lo), float(hi)), scale=scale, alpha=alpha, label=label
