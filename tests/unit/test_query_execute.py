@@ -11,7 +11,17 @@ import pytest
 
 from tests.query_support import HEALTH_COLUMNS, health_rows, publish
 from tre.query.errors import QueryFailed
-from tre.query.execute import Limits, Worker
+from tre.query.execute import (
+    ADDRESS_SPACE_HEADROOM,
+    MAX_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    MIN_MEMORY_LIMIT,
+    Limits,
+    Worker,
+    default_memory_limit,
+    machine_memory_bytes,
+    parse_bytes,
+)
 from tre.query.model import ViewSpec
 
 
@@ -57,3 +67,57 @@ def test_each_connection_is_locked_down_before_the_query(
     assert worker.run(views, ("SELECT current_setting('enable_external_access')",)) == (
         ((False,),),
     )
+
+
+def test_a_database_made_ready_for_other_views_is_never_used(
+    worker: Worker, views: tuple[ViewSpec, ...]
+) -> None:
+    # The spare is locked down ahead for the last query's views; a query over other views (here
+    # exposing one more column) must get a database built for its own, and the next query
+    # over the first views must not see the extra column.
+    (v,) = views
+    wider = (
+        ViewSpec(
+            v.name, v.dataset, v.version, v.files, "sex, length_of_stay", v.rank_column, v.limit
+        ),
+    )
+    for _ in range(2):  # twice: the second run uses the spare made ready for these views
+        assert worker.run(views, ("SELECT COUNT(*) FROM __tre_v0",))[0][0][0] > 0
+    (((n,),),) = worker.run(wider, ("SELECT COUNT(length_of_stay) FROM __tre_v0",))
+    assert n > 0
+    with pytest.raises(QueryFailed):
+        worker.run(views, ("SELECT COUNT(length_of_stay) FROM __tre_v0",))
+    for _ in range(2):
+        (((m,),),) = worker.run(views, ("SELECT COUNT(*) FROM __tre_v0",))
+        assert m == n
+
+
+def test_memory_limit_follows_the_machine_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    derived = parse_bytes(default_memory_limit())
+    assert MIN_MEMORY_LIMIT <= derived <= MAX_MEMORY_LIMIT
+    assert (
+        derived
+        == min(max(machine_memory_bytes() // 4, MIN_MEMORY_LIMIT), MAX_MEMORY_LIMIT)
+        // 1024**2
+        * 1024**2
+    )
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "3GB")
+    limits = Limits()
+    assert limits.memory_limit == "3GB"
+    # The worker's address-space limit follows DuckDB's buffer limit unless set.
+    assert limits.address_space_bytes == 3 * 1000**3 + ADDRESS_SPACE_HEADROOM
+    assert Limits(address_space=5 * 1024**3).address_space_bytes == 5 * 1024**3
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(ValueError, match="not a memory size"):
+        Limits()
+
+
+def test_memory_sizes_parse_as_duckdb_writes_them() -> None:
+    assert parse_bytes("1536MiB") == 1536 * 1024**2
+    assert parse_bytes("2GB") == 2 * 1000**3
+    assert parse_bytes(" 2.5 GiB ") == int(2.5 * 1024**3)
+    assert parse_bytes("4096") == 4096
+    for bad in ("", "GB", "2 parsecs", "-1GB"):
+        with pytest.raises(ValueError):
+            parse_bytes(bad)

@@ -3,7 +3,9 @@
 The connection is built in the order PLATFORM_NOTES gives (start-up options; views over the
 exact granted files; allowed_paths; external access off; configuration locked). The worker
 process runs under an OS address-space limit (RLIMIT_AS) and is killed on a wall-clock timeout;
-a dead worker is replaced on the next query. DuckDB's error text never leaves this module: the
+a dead worker is replaced on the next query. DuckDB's memory limit per query is a setting
+(`TRE_QUERY_MEMORY_LIMIT`, default a quarter of the machine's memory within [1 GiB, 16 GiB]);
+RLIMIT_AS follows it. There is no temp directory: nothing spills to disk. DuckDB's error text never leaves this module: the
 caller gets a generic `QueryFailed` with an error id; the log gets the error class only.
 """
 
@@ -12,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
-import queue
+import os
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from tre.errors import new_error_id
@@ -28,15 +32,78 @@ log = logging.getLogger("tre.query.execute")
 MAX_RESULT_ROWS = 100_000
 
 
+MEMORY_LIMIT_ENV = "TRE_QUERY_MEMORY_LIMIT"
+MIN_MEMORY_LIMIT = 1024**3
+MAX_MEMORY_LIMIT = 16 * 1024**3
+# An idle spare database reserves 200–400 MB of address space (DuckDB's threads and allocator
+# arenas; ~6 MB resident).
+SPARE_ADDRESS_SPACE = 512 * 1024**2
+# RLIMIT_AS above DuckDB's buffer limit: allocations outside the buffer pool, DuckDB's threads
+# and allocator arenas, the Python interpreter, and the worker's one spare database.
+ADDRESS_SPACE_HEADROOM = 2 * 1024**3 + SPARE_ADDRESS_SPACE
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_bytes(text: str) -> int:
+    """Bytes in a size such as "2GB", "1536MiB" or "2147483648" (DuckDB's units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if m is None or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (write e.g. 2GB, 1536MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup's memory limit when that is lower (containers)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(path).read_text().strip()
+            if text.isdigit():
+                total = min(total, int(text))
+    return total
+
+
+def default_memory_limit() -> str:
+    """DuckDB's buffer limit per query: `TRE_QUERY_MEMORY_LIMIT`, else a quarter of the
+    machine's memory within [1 GiB, 16 GiB] (a hash join of 10M × 27M rows needs ~1.5 GiB,
+    and the sandbox cannot spill: it has no temp directory)."""
+    env = os.environ.get(MEMORY_LIMIT_ENV)
+    if env:
+        parse_bytes(env)  # fail at start-up, not at the first query
+        return env.strip()
+    quarter = machine_memory_bytes() // 4
+    return f"{min(max(quarter, MIN_MEMORY_LIMIT), MAX_MEMORY_LIMIT) // 1024**2}MiB"
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one query."""
 
-    memory_limit: str = "1GB"  # DuckDB's own buffer limit
-    address_space_bytes: int = 3 * 1024**3  # RLIMIT_AS of the worker process
+    memory_limit: str = field(default_factory=default_memory_limit)  # DuckDB's buffer limit
+    # RLIMIT_AS of the worker process; None: the memory limit plus ADDRESS_SPACE_HEADROOM.
+    address_space: int | None = None
     threads: int = 2
     timeout_seconds: float = 30.0
     max_rows: int = MAX_RESULT_ROWS
+
+    @property
+    def address_space_bytes(self) -> int:
+        """The worker's address-space limit (follows the memory limit unless set)."""
+        if self.address_space is not None:
+            return self.address_space
+        return parse_bytes(self.memory_limit) + ADDRESS_SPACE_HEADROOM
 
 
 @dataclass(frozen=True)
@@ -123,13 +190,15 @@ def run_job(job: Job) -> Outcome:
         con.close()
 
 
-def execute_on(job: Job, con: Any) -> Outcome:
-    """Lock down `con` (fresh, never used) for the job and run its statements; never raises
-    DuckDB's text: errors become an error class only. The caller closes `con`."""
+def execute_on(job: Job, con: Any, *, locked: bool = False) -> Outcome:
+    """Lock down `con` (fresh, never used) for the job unless `locked` (already locked down for
+    exactly `job.views`), and run its statements; never raises DuckDB's text: errors become an
+    error class only. The caller closes `con`."""
     import duckdb
 
     try:
-        lock_down(con, job.views)
+        if not locked:
+            lock_down(con, job.views)
         out = []
         for sql in job.statements:
             rows = con.execute(sql).fetchmany(job.limits.max_rows + 1)
@@ -143,82 +212,113 @@ def execute_on(job: Job, con: Any) -> Outcome:
         return Outcome(error_class="MemoryError")
 
 
-# An idle spare reserves 200–400 MB of address space (DuckDB's threads and allocator arenas;
-# ~6 MB resident). With 3 spares a COUNT(DISTINCT) over 10M rows hit RLIMIT_AS: keep one, and
-# widen the worker's limit by its reservation so queries keep the headroom `Limits` promises.
-SPARE_DATABASES = 1
-SPARE_ADDRESS_SPACE = 512 * 1024**2
+# How long a query waits for the spare being built (opening one takes 15–45 ms) before it
+# opens its own; two databases opened at once would each take longer.
+SPARE_WAIT_SECONDS = 2.0
 
 
 class _Spares:
-    """Fresh, never-used databases made ahead of time, and used ones closed, off the query path.
+    """One fresh, never-used database made ahead of time and already locked down for the views
+    of the last query (the next query usually reads the same ones), so that a query's critical
+    path is its statements only.
 
-    Opening a DuckDB database costs 15–45 ms and closing one 3–17 ms on this hardware; a helper
-    thread does both only while no query runs (it would compete for the GIL and the cores), so
-    a query pays only for its views and the lock-down. Each database is handed out once and
-    never returns to the pool.
+    Opening a DuckDB database costs ~15 ms of CPU (holding the GIL) and its views and lock-down
+    2–6 ms. The helper thread builds the next spare once an answer has left; a query that
+    arrives while it is being built waits for it rather than opening a second database at the
+    same time. Building it while the previous query's statements ran was measured slower on
+    the 2-core machine (the open competes with DuckDB's threads). A spare locked down for
+    other views than the job's is not used (a database is never re-configured); it is closed
+    after the query. Each database is handed out once and never returns to the pool. Used
+    databases are closed by the caller.
     """
 
-    def __init__(self, limits: Limits, size: int = SPARE_DATABASES):
+    def __init__(self, limits: Limits):
         self.limits = limits
-        self._ready: queue.Queue[Any] = queue.Queue(maxsize=size)
-        self._used: queue.Queue[Any] = queue.Queue()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._cv = threading.Condition()
+        self._spare: tuple[Any, tuple[ViewSpec, ...] | None] | None = None
+        self._views: tuple[ViewSpec, ...] | None = None  # the next spare is locked down for these
+        self._want = True
+        self._building = False
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="tre-spares", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop:
-            self._idle.wait()
-            if self._stop:
-                return
+        while True:
+            with self._cv:
+                while not self._stop and (self._spare is not None or not self._want):
+                    self._cv.wait()
+                if self._stop:
+                    return
+                self._building, self._want = True, False
+                views = self._views
+            con = None
             try:
-                self._used.get_nowait().close()
-                continue
-            except queue.Empty:
-                pass
-            except Exception as exc:
-                log.debug("closing a used database failed: %s", type(exc).__name__)
-                continue
-            if self._ready.full():
-                self._idle.clear()  # nothing to do until the next query ends
-                continue
-            try:
-                self._ready.put_nowait(fresh_connection(self.limits))
-            except Exception:
-                time.sleep(1.0)  # e.g. out of memory: retry later; queries make their own
+                con = fresh_connection(self.limits)
+                if views is not None:
+                    lock_down(con, views)
+            except Exception as exc:  # e.g. out of memory: the next query opens its own
+                log.debug("building a spare database failed: %s", type(exc).__name__)
+                if con is not None:
+                    with contextlib.suppress(Exception):
+                        con.close()
+                con = None
+            with self._cv:
+                self._building = False
+                if con is not None:
+                    self._spare = (con, views)
+                self._cv.notify_all()
 
-    def take(self, limits: Limits) -> Any:
-        """A never-used connection for these limits (a spare if one is ready)."""
-        self._idle.clear()
-        if limits == self.limits:
-            with contextlib.suppress(queue.Empty):
-                return self._ready.get_nowait()
-        return fresh_connection(limits)
+    def take(self, job: Job) -> tuple[Any, bool, Any]:
+        """(a never-used connection for the job, whether it is already locked down for the
+        job's views, a spare to close after the query or None)."""
+        stale = None
+        with self._cv:
+            self._views = job.views
+            spare = None
+            if job.limits == self.limits:
+                deadline = time.monotonic() + SPARE_WAIT_SECONDS
+                while self._spare is None and self._building:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                spare, self._spare = self._spare, None
+        if spare is not None:
+            con, views = spare
+            if views is None:
+                return con, False, None
+            if views == job.views:
+                return con, True, None
+            stale = con
+        return fresh_connection(job.limits), False, stale
 
-    def discard(self, con: Any) -> None:
-        """Close a used connection in the helper thread, and let it refill the pool."""
-        self._used.put(con)
-        self._idle.set()
+    def refill(self) -> None:
+        """Start building the next spare (called once an answer has left)."""
+        with self._cv:
+            self._want = True
+            self._cv.notify_all()
 
     def stop(self) -> None:
-        """Stop the helper thread and close every connection (before the process exits)."""
-        self._stop = True
-        self._idle.set()
+        """Stop the helper thread and close the spare (before the process exits)."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
         self._thread.join(10)
-        for q in (self._ready, self._used):
-            while not q.empty():
-                with contextlib.suppress(Exception):
-                    q.get_nowait().close()
+        with self._cv:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                spare[0].close()
 
 
 def _worker_main(conn: Connection, address_space: int, limits: Limits) -> None:
     import resource
 
-    limit = address_space + SPARE_DATABASES * SPARE_ADDRESS_SPACE
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import duckdb  # imported before the first query, not on its critical path
+
+    del duckdb
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     spares = _Spares(limits)
     try:
         while True:
@@ -228,15 +328,18 @@ def _worker_main(conn: Connection, address_space: int, limits: Limits) -> None:
                 return
             if job is None:
                 return
-            con = None
+            used: list[Any] = []
             try:
-                con = spares.take(job.limits)
-                outcome = execute_on(job, con)
+                con, locked, stale = spares.take(job)
+                used += [c for c in (con, stale) if c is not None]
+                outcome = execute_on(job, con, locked=locked)
             except BaseException as exc:
                 outcome = Outcome(error_class=type(exc).__name__)
             conn.send(outcome)
-            if con is not None:
-                spares.discard(con)
+            spares.refill()
+            for c in used:  # after the answer has left: 3–17 ms each
+                with contextlib.suppress(Exception):
+                    c.close()
     finally:
         spares.stop()
 
@@ -261,6 +364,12 @@ class Worker:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while it runs (for CPU accounting in benchmarks)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
 
     def _kill(self) -> None:
         if self._proc is not None:
