@@ -188,6 +188,48 @@ def test_valid_credentials_without_the_right_are_403_with_reason(api: Api) -> No
     )
 
 
+def test_ledger_routes_authenticate_every_request(api: Api) -> None:
+    """The ledger routes check the bearer themselves (one worker-thread hop): the same
+    answers as every other route, and a change to the account counts on the next request."""
+    a = api
+    pid = active_project(a)["id"]
+    body = {"project_id": pid, "charges": {"health": {"rho": "0.01"}}}
+    error(a.call("POST", "/ledger/reservations", json=body), 401, "unauthenticated")
+    error(a.call("POST", "/ledger/reservations", "tre_ses_x.y", json=body), 401)
+    error(a.call("POST", "/ledger/reservations", "nonsense", json=body), 401)
+    token = token_for(a, "alice", pid)
+    error(a.call("POST", "/ledger/reservations", token, json=body), 403, "session_required")
+    tid = a.ok("GET", "/me", token)["token_id"]
+    a.ok("POST", f"/tokens/{tid}/revoke", "alice", json={"reason": "done"})
+    error(a.call("POST", "/ledger/reservations", token, json=body), 401, "unauthenticated")
+    error(a.call("POST", "/ledger/reservations", "alice", json=body), 403)  # not an admin
+    # A second admin reserves; disabled, the very next request with the same session is 401.
+    a.create_user("admin2", ["admin"])
+    a.session("admin2")
+    res = a.ok("POST", "/ledger/reservations", "admin2", 201, json=body)
+    assert a.ok("GET", f"/ledger/reservations/{res['id']}", "admin2")["state"] == "reserved"
+    a.ok("POST", f"/users/{a.ids['admin2']}/disable", "admin", json={"reason": "left"})
+    for method, path, payload in (
+        ("POST", "/ledger/reservations", body),
+        ("GET", f"/ledger/reservations/{res['id']}", None),
+        ("POST", f"/ledger/reservations/{res['id']}/commit", {}),
+        ("POST", f"/ledger/reservations/{res['id']}/release", None),
+    ):
+        error(a.call(method, path, "admin2", json=payload), 401, "unauthenticated")
+    released = a.ok("POST", f"/ledger/reservations/{res['id']}/release", "admin")
+    assert released["state"] == "released"
+    events = a.ok("GET", "/audit/events", "admin", params={"limit": 1000})["events"]
+    budget = [
+        (e["event_type"], e["actor"])
+        for e in events
+        if e["event_type"] in ("budget.reserved", "budget.released", "budget.committed")
+    ]
+    assert budget == [
+        ("budget.reserved", f"user:{a.ids['admin2']}"),
+        ("budget.released", f"user:{a.ids['admin']}"),
+    ]
+
+
 def test_invalid_bodies_are_422_with_field_paths(api: Api) -> None:
     a = api
     body = application()

@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tre import governance as g
-from tre.api.sessions import SESSION_PREFIX
+from tre.api.sessions import SESSION_PREFIX, Session
 from tre.api.state import Services
 from tre.audit import TOKEN_PREFIX
 from tre.errors import Forbidden, Unauthenticated
@@ -35,7 +35,8 @@ _HINT = "Send `Authorization: Bearer <token>`: log in with POST /auth/login, or 
 
 # The trivial dependencies are `async def`: FastAPI runs a plain `def` dependency in its
 # thread pool, and each hop there cost more CPU than the work (measured: a ledger request made
-# five hops). Only `principal`, which reads the database, stays a blocking function.
+# five hops). Only `principal`, which reads the database, stays a blocking function; routes
+# that do their own blocking work in one hop take `CallerBearer` and call `resolve` there.
 
 
 async def services(request: Request) -> Services:
@@ -77,30 +78,61 @@ class Principal:
             )
 
 
-def principal(
+@dataclass(frozen=True)
+class Bearer:
+    """The request's bearer credential, checked as far as it can be without the database."""
+
+    raw: str
+    session: Session | None  # a console session whose signature and expiry are good
+
+
+async def bearer(
     svc: Annotated[Services, Depends(services)],
     at: Annotated[datetime, Depends(now)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Authenticate the bearer on this request (401 unknown/expired/revoked; 403 lifecycle)."""
+) -> Bearer:
+    """The bearer, its form (and a session's signature and expiry) checked: 401 otherwise.
+
+    CPU only, so it runs on the event loop; `resolve` does the database part.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("authentication required", hint=_HINT)
     raw = credentials.credentials
-    # Read fresh on every request (no cache that could outlive a revocation or a disabled
-    # account), each statement on its own: no BEGIN/ROLLBACK round trips (Database.lookup).
     if raw.startswith(SESSION_PREFIX):
-        session = svc.sessions.verify(raw, now=at)
+        return Bearer(raw=raw, session=svc.sessions.verify(raw, now=at))
+    if raw.startswith(TOKEN_PREFIX):
+        return Bearer(raw=raw, session=None)
+    raise Unauthenticated("not a tre session or API token", hint=_HINT)
+
+
+def resolve(svc: Services, who: Bearer, at: datetime) -> Principal:
+    """Who is calling, read from the database now (blocking: call it from a worker thread).
+
+    Read fresh on every request (no cache that could outlive a revocation or a disabled
+    account), each statement on its own: no BEGIN/ROLLBACK round trips (Database.lookup).
+    401 for an unknown, expired or revoked token or a gone or disabled account; 403 when a
+    token's project may no longer be used.
+    """
+    session = who.session
+    if session is not None:
         actor = svc.db.lookup(lambda s: g.load_actor(s, session.user_id))
         return Principal(actor=actor, credential="session")
-    if raw.startswith(TOKEN_PREFIX):
-        ctx = svc.db.lookup(lambda s: g.authenticate(s, raw, now=at))
-        return Principal(
-            actor=ctx.actor,
-            credential="project_token",
-            project_id=ctx.project.id,
-            token_id=ctx.token_id,
-        )
-    raise Unauthenticated("not a tre session or API token", hint=_HINT)
+    ctx = svc.db.lookup(lambda s: g.authenticate(s, who.raw, now=at))
+    return Principal(
+        actor=ctx.actor,
+        credential="project_token",
+        project_id=ctx.project.id,
+        token_id=ctx.token_id,
+    )
+
+
+def principal(
+    svc: Annotated[Services, Depends(services)],
+    at: Annotated[datetime, Depends(now)],
+    who: Annotated[Bearer, Depends(bearer)],
+) -> Principal:
+    """Authenticate the bearer on this request (401 unknown/expired/revoked; 403 lifecycle)."""
+    return resolve(svc, who, at)
 
 
 async def session_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -113,3 +145,4 @@ Svc = Annotated[Services, Depends(services)]
 Now = Annotated[datetime, Depends(now)]
 Caller = Annotated[Principal, Depends(principal)]
 SessionCaller = Annotated[Principal, Depends(session_principal)]
+CallerBearer = Annotated[Bearer, Depends(bearer)]

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from starlette.concurrency import run_in_threadpool
 
 from tre import governance as g
 from tre.api.budget import LedgerGateway
 from tre.api.convert import reservation_out
-from tre.api.deps import Now, SessionCaller, Svc
+from tre.api.deps import Bearer, CallerBearer, Now, Svc, resolve
 from tre.api.errors import ERROR_RESPONSES
 from tre.api.state import Services
 from tre.audit import user_actor
@@ -45,53 +46,70 @@ def _reply(view: ReservationView, status_code: int = 200) -> Response:
     )
 
 
-def _may_charge(who: g.Actor, at: datetime) -> None:
-    g.require(g.decide(who, g.Action.CHARGE_BUDGET, g.SYSTEM, now=at))
+def _admin(svc: Services, who: Bearer, at: datetime) -> g.Actor:
+    """The caller, read now, if it may charge budget by hand (a session of an admin)."""
+    caller = resolve(svc, who, at)
+    caller.require_session()
+    g.require(g.decide(caller.actor, g.Action.CHARGE_BUDGET, g.SYSTEM, now=at))
+    return caller.actor
+
+
+# Each route is `async def` and does its blocking work (authentication, then the ledger
+# transaction) in one hop to the thread pool: a sync route with a sync dependency made two.
 
 
 @router.post("/reservations", response_model=ReservationOut, status_code=201)
-def reserve(body: ReservationIn, who: SessionCaller, svc: Svc, at: Now) -> Response:
+async def reserve(body: ReservationIn, who: CallerBearer, svc: Svc, at: Now) -> Response:
     """Reserve budget on a project's datasets, atomically against allowances and caps."""
-    _may_charge(who.actor, at)
     ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
-    with svc.db.transaction() as s:
-        view = _gateway(svc, who.actor).reserve_in(
-            s,
-            body.project_id,
-            {d: b.to_budget() for d, b in body.charges.items()},
-            purpose=body.purpose or "manual charge",
-            ttl=ttl,
-        )
-    return _reply(view, 201)
+    charges = {d: b.to_budget() for d, b in body.charges.items()}
+
+    def work() -> ReservationView:
+        actor = _admin(svc, who, at)
+        with svc.db.transaction() as s:
+            return _gateway(svc, actor).reserve_in(
+                s, body.project_id, charges, purpose=body.purpose or "manual charge", ttl=ttl
+            )
+
+    return _reply(await run_in_threadpool(work), 201)
 
 
 @router.get("/reservations/{reservation_id}", response_model=ReservationOut)
-def get_reservation(
-    reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now
+async def get_reservation(
+    reservation_id: ReservationId, who: CallerBearer, svc: Svc, at: Now
 ) -> Response:
     """One reservation."""
-    _may_charge(who.actor, at)
-    with svc.db.read() as s:
-        view = svc.ledger.reservation(s, reservation_id)
-    return _reply(view)
+
+    def work() -> ReservationView:
+        _admin(svc, who, at)
+        with svc.db.read() as s:
+            return svc.ledger.reservation(s, reservation_id)
+
+    return _reply(await run_in_threadpool(work))
 
 
 @router.post("/reservations/{reservation_id}/commit", response_model=ReservationOut)
-def commit(
-    reservation_id: ReservationId, body: CommitIn, who: SessionCaller, svc: Svc, at: Now
+async def commit(
+    reservation_id: ReservationId, body: CommitIn, who: CallerBearer, svc: Svc, at: Now
 ) -> Response:
     """Spend a reservation: the actual cost (default: all of it) becomes committed."""
-    _may_charge(who.actor, at)
     actual = {d: b.to_budget() for d, b in body.actual.items()} if body.actual else None
-    with svc.db.transaction() as s:
-        view = _gateway(svc, who.actor).commit_in(s, reservation_id, actual)
-    return _reply(view)
+
+    def work() -> ReservationView:
+        actor = _admin(svc, who, at)
+        with svc.db.transaction() as s:
+            return _gateway(svc, actor).commit_in(s, reservation_id, actual)
+
+    return _reply(await run_in_threadpool(work))
 
 
 @router.post("/reservations/{reservation_id}/release", response_model=ReservationOut)
-def release(reservation_id: ReservationId, who: SessionCaller, svc: Svc, at: Now) -> Response:
+async def release(reservation_id: ReservationId, who: CallerBearer, svc: Svc, at: Now) -> Response:
     """Give a reservation back unspent."""
-    _may_charge(who.actor, at)
-    with svc.db.transaction() as s:
-        view = _gateway(svc, who.actor).release_in(s, reservation_id)
-    return _reply(view)
+
+    def work() -> ReservationView:
+        actor = _admin(svc, who, at)
+        with svc.db.transaction() as s:
+            return _gateway(svc, actor).release_in(s, reservation_id)
+
+    return _reply(await run_in_threadpool(work))
