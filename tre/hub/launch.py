@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tre.config import Settings
-from tre.hub import egress
+from tre.hub import egress, mounts
 from tre.hub.config import HubLayout
 from tre.hub.workspace import write_kernel_config, write_lab_settings
 
@@ -103,12 +103,12 @@ def unrestricted_egress() -> bool:
 
 
 def egress_problem() -> str | None:
-    """Why the notebooks' network rule cannot be installed here, or None if it can."""
+    """Why notebooks cannot be confined here (the nft rule, the hidden /run), or None."""
     if os.geteuid() != 0:
         return "the hub is not running as root"
     if egress.nft_path() is None:
         return "the `nft` program is missing (apt-get install nftables)"
-    return None
+    return mounts.problem()  # hiding local services' unix sockets needs CAP_SYS_ADMIN
 
 
 def remove_network_rule(layout: HubLayout) -> None:
