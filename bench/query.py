@@ -73,24 +73,6 @@ def prepare_data(rows: int) -> Path:
             options=IngestOptions(threads=THREADS),
         )
     return datasets
-    raw = base / "raw"
-    print(f"synthesising {rows:,} health rows …", flush=True)
-    result = write_extracts(
-        raw, health_rows=rows, datasets=("health", "benefits"), fmt="parquet", force=True
-    )
-    keys = KeyStore(base / "keys", base)
-    if not (base / "keys").exists() or not keys.list():
-        keys.create("spine")
-    for extract in result.extracts:
-        print(f"ingesting {extract.dataset} …", flush=True)
-        ingest(
-            extract.path,
-            ROOT / "policies" / "datasets" / f"{extract.dataset}.yaml",
-            datasets_dir=datasets,
-            key_store=keys,
-            options=IngestOptions(threads=THREADS),
-        )
-    return datasets
 
 
 def questions(
@@ -148,15 +130,35 @@ def questions(
     ]
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall-clock seconds of `repeats` calls (after one warm-up call)."""
+def proc_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system, all threads) of process `pid` so far; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_time(
+    fn: Callable[[], object], repeats: int, other_pid: Callable[[], int | None] = lambda: None
+) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds of `repeats` calls (after one warm-up call).
+
+    CPU is this process's (DuckDB's threads included) plus that of process `other_pid()` (tre's
+    worker); on a machine shared with other work it moves far less than wall-clock time.
+    """
     fn()
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        pid = other_pid()
+        w0, c0, o0 = time.perf_counter(), time.process_time(), proc_cpu_seconds(pid)
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        times.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0 + proc_cpu_seconds(pid) - o0)
+    return statistics.median(times), statistics.median(cpus)
 
 
 def peak_mb() -> tuple[float, float]:
@@ -164,6 +166,41 @@ def peak_mb() -> tuple[float, float]:
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return me, kids
+
+
+def _measure(
+    q: Question, raw: Any, svc: Any, grant: Any, frame: Any, reference: Any, protect: Any, args: Any
+) -> dict[str, Any]:
+    """Time one question on the three engines; print its line and return its JSON row."""
+
+    def tre_dp() -> object:
+        p = svc.prepare(q.sql, grant, rho=RHO)
+        return protect(p, svc.answer(p))
+
+    a, a_cpu = median_time(lambda: raw.execute(q.raw).fetchall(), args.repeats)
+    b, b_cpu = median_time(tre_dp, args.repeats, lambda: svc.worker.pid)
+    c = None
+    if q.reference is not None and not args.skip_opendp:
+        c, _ = median_time(lambda: reference.release(frame, q.reference, RHO), args.repeats)
+    print(
+        f"{q.name:24s} raw {a * 1000:8.1f} ms  tre {b * 1000:8.1f} ms  "
+        + (f"opendp {c * 1000:9.1f} ms  " if c is not None else "opendp      n/a   ")
+        + f"b/a {b / a:5.2f}  "
+        + (f"c/b {c / b:6.1f}  " if c is not None else "")
+        + f"| cpu raw {a_cpu * 1000:7.1f} ms  tre {b_cpu * 1000:7.1f} ms  b/a {b_cpu / a_cpu:5.2f}",
+        flush=True,
+    )
+    return {
+        "question": q.name,
+        "raw_s": round(a, 4),
+        "tre_s": round(b, 4),
+        "opendp_s": None if c is None else round(c, 4),
+        "b_over_a": round(b / a, 2),
+        "c_over_b": None if c is None else round(c / b, 2),
+        "raw_cpu_s": round(a_cpu, 4),
+        "tre_cpu_s": round(b_cpu, 4),
+        "cpu_b_over_a": round(b_cpu / a_cpu, 2),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -205,15 +242,21 @@ def main(argv: list[str]) -> int:
             for d in (health, benefits)
         ),
     )
-    limits = Limits(threads=THREADS, memory_limit="2GB", timeout_seconds=300)
+    # The engine's default memory limit (derived from the machine, or TRE_QUERY_MEMORY_LIMIT);
+    # raw DuckDB gets the same.
+    limits = Limits(threads=THREADS, timeout_seconds=300)
     svc = QueryService(catalog, None, None, QuerySettings(limits=limits))
-    raw = duckdb.connect(":memory:", config={"threads": THREADS, "memory_limit": "2GB"})
+    raw = duckdb.connect(
+        ":memory:", config={"threads": THREADS, "memory_limit": limits.memory_limit}
+    )
     hfiles = [str(f) for f in health.files]
     bfiles = [str(f) for f in benefits.files]
     frame = pl.scan_parquet(hfiles)
+    load_before = os.getloadavg()
     print(
         f"health: {health.row_count:,} rows, {health.person_count:,} people, limit "
-        f"{health.contribution_limit}; benefits: {benefits.row_count:,} rows; {THREADS} threads",
+        f"{health.contribution_limit}; benefits: {benefits.row_count:,} rows; {THREADS} threads; "
+        f"sandbox memory limit {limits.memory_limit}; load average {load_before[0]:.2f}",
         flush=True,
     )
 
@@ -224,43 +267,25 @@ def main(argv: list[str]) -> int:
         for q in questions(
             hfiles, bfiles, health.contribution_limit, chapters, health.pseudonym_column
         ):
-
-            def tre_dp(q: Question = q) -> object:
-                p = svc.prepare(q.sql, grant, rho=RHO)
-                return protect(p, svc.answer(p))
-
-            a = median_time(lambda q=q: raw.execute(q.raw).fetchall(), args.repeats)
-            b = median_time(tre_dp, args.repeats)
-            c = None
-            if q.reference is not None and not args.skip_opendp:
-                c = median_time(
-                    lambda q=q: reference.release(frame, q.reference, RHO), args.repeats
-                )
-            row = {
-                "question": q.name,
-                "raw_s": round(a, 4),
-                "tre_s": round(b, 4),
-                "opendp_s": None if c is None else round(c, 4),
-                "b_over_a": round(b / a, 2),
-                "c_over_b": None if c is None else round(c / b, 2),
-            }
+            try:
+                row = _measure(q, raw, svc, grant, frame, reference, protect, args)
+            except Exception as exc:  # one failed question must not lose the others' figures
+                row = {"question": q.name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                print(f"{q.name:24s} FAILED: {row['error']}", flush=True)
             results.append(row)
-            print(
-                f"{q.name:24s} raw {a * 1000:8.1f} ms  tre {b * 1000:8.1f} ms  "
-                + (f"opendp {c * 1000:9.1f} ms  " if c is not None else "opendp      n/a   ")
-                + f"b/a {b / a:5.2f}  "
-                + (f"c/b {c / b:6.1f}" if c is not None else ""),
-                flush=True,
-            )
     finally:
         svc.close()
         raw.close()
     me, kids = peak_mb()
     print(f"peak memory: bench process {me:,.0f} MiB, worker and children {kids:,.0f} MiB")
+    load_after = os.getloadavg()
+    print(f"load average: {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     summary = {
         "benchmark": "query",
         "health_rows": health.row_count,
         "threads": THREADS,
+        "memory_limit": limits.memory_limit,
+        "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
         "rho": RHO,
         "repeats": args.repeats,
         "peak_mb_process": round(me),
