@@ -23,12 +23,20 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tre.audit.payload import AuditEvent
+from tre.disclosure import DisclosurePolicy
 from tre.errors import Forbidden, InvalidInput, UserError
 from tre.privacy import mechanisms
 from tre.query.audit import QueryAnswered, QueryFailedEvent, QueryRefusedEvent
 from tre.query.errors import QueryFailed, QueryRefused
 from tre.query.execute import Limits, Worker
-from tre.query.model import AggKind, BaseColumn, NoKeys, PublicKeys, ThresholdKeys
+from tre.query.model import (
+    AggKind,
+    BaseColumn,
+    NoKeys,
+    PublicKeys,
+    ThresholdKeys,
+    ValidatedQuery,
+)
 from tre.query.parse import parse
 from tre.query.plan import DEFAULT_THRESHOLD_DELTA, MeasureKind, Plan, plan
 from tre.query.protect import Cell, protect
@@ -365,8 +373,7 @@ class QueryService:
                 hint="Call run() or explain() with mode='sdc'.",
             )
         r = self._rho(rho, epsilon)
-        parsed = parse(sql)
-        validated = validate(parsed, granted_datasets(self.catalog, grant, mode))
+        validated = self._validated(sql, grant, mode)
         if isinstance(validated.keys, ThresholdKeys) and self.settings.threshold_delta <= 0:
             raise QueryRefused(
                 "these group keys need τ-thresholding, which needs δ > 0",
@@ -390,8 +397,11 @@ class QueryService:
                 "SDC mode releases exact, disclosure-checked numbers and takes no rho or epsilon",
                 hint="Leave out rho and epsilon with mode='sdc', or use DP mode.",
             )
-        validated = validate(parse(sql), granted_datasets(self.catalog, grant, Mode.SDC))
-        return plan_sdc(validated, self.settings.sdc_policy)
+        return plan_sdc(self._validated(sql, grant, Mode.SDC), self.settings.sdc_policy)
+
+    def _validated(self, sql: str, grant: Grant, mode: Mode) -> ValidatedQuery:
+        """parse → validate against the datasets `grant` opens in `mode` (shared by both modes)."""
+        return validate(parse(sql), granted_datasets(self.catalog, grant, mode))
 
     def explain(
         self,
@@ -404,9 +414,9 @@ class QueryService:
         today: date | None = None,
     ) -> Explanation:
         """The plan in words, the cost and the expected 95% half-widths; spends nothing."""
-        if Mode(mode) is Mode.SDC:
-            sp = self.prepare_sdc(sql, grant, rho=rho, epsilon=epsilon, today=today)
-            sv = sp.query
+        planned, _, hit = self._planned(sql, grant, rho, epsilon, Mode(mode), today)
+        if isinstance(planned, SdcPlan):
+            sp, sv = planned, planned.query
             return Explanation(
                 plan=sp.description,
                 cost=_cost(0.0, 0.0, self.settings.display_delta),
@@ -415,11 +425,9 @@ class QueryService:
                 groups=len(sv.keys.rows) if isinstance(sv.keys, PublicKeys) else 1,
                 thresholded=False,
                 datasets=sv.datasets,
-                cached=self._cached(self._cache_key(sp, grant, Mode.SDC), 0.0) is not None,
+                cached=hit is not None,
             )
-        p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
-        v = p.query
-        hit = self._cached(self._cache_key(p, grant, Mode(mode)), p.requested_rho)
+        p, v = planned, planned.query
         by_col = {m.column: m for m in p.measurements}
         hws: list[float | None] = []
         for o in v.outputs:
@@ -471,20 +479,24 @@ class QueryService:
         """Answer one query: refused, failed (costs nothing), cached (free) or charged and released."""
         started = time.monotonic()
         query_id = uuid.uuid4().hex[:16]
-        if Mode(mode) is Mode.SDC:
-            return self._run_sdc(sql, grant, rho, epsilon, today, query_id, started)
         try:
-            p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
+            planned, cache_key, hit = self._planned(sql, grant, rho, epsilon, Mode(mode), today)
+            policy = (
+                sdc_policy(self.settings.sdc_policy, self.settings.sdc_policy_dir)
+                if isinstance(planned, SdcPlan)
+                else None
+            )
         except UserError as exc:
             self._refused(query_id, grant, sql, exc.reason)
             raise
-        v = p.query
-        cache_key = self._cache_key(p, grant, Mode(mode))
-        hit = self._cached(cache_key, p.requested_rho)
         if hit is not None:
             result = replace(hit, cached=True, cost=_cost(0.0, 0.0, self.settings.display_delta))
             self._answered(result, grant, sql)
             return self._quantised(result, started)
+        if isinstance(planned, SdcPlan):
+            assert policy is not None
+            return self._run_sdc(planned, policy, cache_key, sql, grant, query_id, started)
+        p, v = planned, planned.query
         charges = {name: Budget.ceil(p.rho, p.delta) for name, _ in v.datasets}
         reservation = None
         if self.ledger is not None:
@@ -533,30 +545,39 @@ class QueryService:
         self._answered(result, grant, sql)
         return self._quantised(result, started)
 
-    def _run_sdc(
+    def _planned(
         self,
         sql: str,
         grant: Grant,
         rho: float | None,
         epsilon: float | None,
+        mode: Mode,
         today: date | None,
+    ) -> tuple[Plan | SdcPlan, str, QueryResult | None]:
+        """Plan the query in its mode (grant checks, parse, validate, plan) and look up an
+        earlier released answer it may reuse: (plan, cache key, that answer or None)."""
+        p: Plan | SdcPlan
+        if mode is Mode.SDC:
+            p = self.prepare_sdc(sql, grant, rho=rho, epsilon=epsilon, today=today)
+            requested = 0.0
+        else:
+            p = self.prepare(sql, grant, rho=rho, epsilon=epsilon, mode=mode, today=today)
+            requested = p.requested_rho
+        key = self._cache_key(p, grant, mode)
+        return p, key, self._cached(key, requested)
+
+    def _run_sdc(
+        self,
+        p: SdcPlan,
+        policy: DisclosurePolicy,
+        cache_key: str,
+        sql: str,
+        grant: Grant,
         query_id: str,
         started: float,
     ) -> QueryResult:
         """SDC mode: exact aggregates, disclosure-checked; audited, free of privacy budget."""
-        try:
-            p = self.prepare_sdc(sql, grant, rho=rho, epsilon=epsilon, today=today)
-            policy = sdc_policy(self.settings.sdc_policy, self.settings.sdc_policy_dir)
-        except UserError as exc:
-            self._refused(query_id, grant, sql, exc.reason)
-            raise
         v = p.query
-        cache_key = self._cache_key(p, grant, Mode.SDC)
-        hit = self._cached(cache_key, 0.0)
-        if hit is not None:
-            result = replace(hit, cached=True)
-            self._answered(result, grant, sql)
-            return self._quantised(result, started)
         try:
             (rows,) = self.worker.run(v.views, (p.sql,))
             released = protect_sdc(p, rows, policy)
