@@ -315,9 +315,6 @@ class _Spares:
 def _worker_main(conn: Connection, address_space: int, limits: Limits) -> None:
     import resource
 
-    import duckdb  # imported before the first query, not on its critical path
-
-    del duckdb
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     spares = _Spares(limits)
     try:
