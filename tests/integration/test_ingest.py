@@ -32,7 +32,7 @@ from tre.catalog.catalog import STAGING_PREFIX, Catalog
 from tre.catalog.keys import KeyStore
 from tre.errors import Conflict
 from tre.ingest.pipeline import IngestOptions, IngestResult, ingest
-from tre.ingest.pseudonym import pseudonym
+from tre.ingest.pseudonym import pseudonym, rank_seed
 from tre.ingest.publish import dataset_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,6 +149,39 @@ def test_rank_is_a_permutation_within_each_person_in_a_keyed_order(
         return {r["cost"]: r["_tre_rank"] for r in _table(res)}
 
     assert rank_of_cost(result) != rank_of_cost(other)
+
+
+@pytest.mark.parametrize("bucket_rows", [7_000, 10**9])
+def test_rank_is_the_keyed_hash_order_of_file_positions(
+    world: dict[str, Any], bucket_rows: int
+) -> None:
+    """`_tre_rank` numbers each person's rows by hash(position in the file, seed), as documented,
+    whether people are sorted in one bucket or several (with several threads)."""
+    csv = big_health_csv(world["tmp"] / "big.csv", 30_000, people=5_000)
+    result = _ingest(
+        csv,
+        world["policy"],
+        world["datasets"],
+        world["keys"],
+        bucket_rows=bucket_rows,
+        threads=2,
+        row_group_size=2048,
+        file_size="100KB",
+    )
+    key = world["keys"].load("spine")
+    seed = rank_seed(key)
+    expected = duckdb.sql(
+        f"""
+        WITH src AS (SELECT person_id, cost, row_number() OVER () - 1 AS pos
+                     FROM read_csv('{csv}'))
+        SELECT person_id, pos, cost,
+               row_number() OVER (PARTITION BY person_id ORDER BY hash(pos, {seed})) AS rank
+        FROM src ORDER BY person_id, rank
+        """
+    ).fetchall()
+    want = sorted((pseudonym(key, p), rank, cost) for p, _, cost, rank in expected)
+    got = [(r["pid"], r["_tre_rank"], r["cost"]) for r in _table(result)]
+    assert got == want  # sorted by pseudonym, then rank: the published order
 
 
 def test_generalisation_rules_were_applied(world: dict[str, Any]) -> None:

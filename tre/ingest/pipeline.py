@@ -67,10 +67,12 @@ class IngestOptions:
     threads: int | None = None  # default: DuckDB's (all cores)
     row_group_size: int = 262_144
     file_size: str = "512MB"  # a new part file starts after about this many bytes
-    # People are written in buckets of about this many rows (contiguous in pseudonym order),
-    # so that each bucket's sort fits in memory instead of spilling to disk.
-    bucket_rows: int = 2_500_000
+    # People are sorted in buckets of about this many rows (contiguous in pseudonym order),
+    # appended in order; one sort of 10M rows fits the default memory limit (it spills beyond).
+    bucket_rows: int = 16_000_000
     compression: str = "zstd"
+    # zstd level 1: files as small as level 3 (the default) for this data, written faster.
+    compression_level: int | None = 1
     progress: bool = False
 
 
@@ -179,13 +181,15 @@ def _ingest_locked(
             out_dir = staging / ".out"
             with progress.stage("writing Parquet", con):
                 folders = _write(con, policy, key, out_dir, opts)
-                # The raw rows are no longer needed: free their memory for the report.
-                con.execute("DROP TABLE raw")
-                files = _collect_parts(folders, staging)
             with progress.stage("ingest report", con):
-                schema, report, out_rows, people = _describe_output(con, staging, files, policy)
+                # Hash the written files while DuckDB computes the report.
+                parts = pool.submit(_collect_parts, folders, staging)
+                report = _report(con, policy)
+                files = parts.result()
+                schema = _schema(con, staging, files)
         finally:
             con.close()
+    out_rows = sum(f.rows for f in files)
     if out_rows != rows:
         raise InternalError(f"ingest wrote {out_rows} rows for {rows} input rows")
     shutil.rmtree(staging / ".tmp", ignore_errors=True)
@@ -209,7 +213,7 @@ def _ingest_locked(
                 rows=rows,
             ),
             row_count=out_rows,
-            person_count=people,
+            person_count=report.rows_per_person.people,
             pseudonym_column=policy.pseudonym_column,
             rank_column=RANK_COLUMN,
             contribution_limit=policy.contribution_limit,
@@ -385,19 +389,74 @@ def _select_list(policy: DatasetPolicy) -> list[str]:
     return first + rest
 
 
+def _people_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Table `_tre_people`: raw id → pseudonym, its sort position `pord`, and `before`.
+
+    `before` is the number of rows of all people sorted before this one (a prefix sum of
+    rows per person), so that a row's rank is its position in the sorted output minus
+    `before`: no window over the rows is needed.
+    """
+    con.execute(
+        """
+        CREATE TEMP TABLE _tre_people AS
+        WITH per_person AS (SELECT pord, sum(n) AS n FROM _tre_ids_0 GROUP BY pord),
+             cum AS (SELECT pord, CAST(sum(n) OVER (ORDER BY pord) - n AS BIGINT) AS before
+                     FROM per_person)
+        SELECT i.raw_id, i.pid, i.pord, cum.before FROM _tre_ids_0 i JOIN cum USING (pord)
+        """
+    )
+
+
 def _buckets(con: duckdb.DuckDBPyConnection, rows_per_bucket: int) -> list[tuple[int, int]]:
     """Ranges of `pord` holding about `rows_per_bucket` rows each, in pseudonym order."""
     return [
         (int(lo), int(hi))
         for lo, hi in con.execute(
             f"""
-            WITH per_person AS (SELECT pord, sum(n) AS n FROM _tre_ids_0 GROUP BY pord),
-                 cum AS (SELECT pord, sum(n) OVER (ORDER BY pord) - n AS before FROM per_person)
-            SELECT min(pord), max(pord) FROM cum
+            SELECT min(pord), max(pord) FROM (SELECT DISTINCT pord, before FROM _tre_people)
             GROUP BY before // {int(rows_per_bucket)} ORDER BY 1
             """
         ).fetchall()
     ]
+
+
+def _sort_rows(
+    con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, key: bytes, opts: IngestOptions
+) -> None:
+    """Table `_tre_rows`: the output rows, generalised, in their published order.
+
+    Direct identifiers are dropped, the person identifier is replaced by its pseudonym and
+    quasi-identifiers are generalised; rows are sorted by person (`pord`, i.e. pseudonym
+    order), then by a keyed hash of the row's position (the order must not follow file order
+    or values; the seed is derived from the custodian key). The pseudonym maps are joined
+    once. People go in buckets of about `bucket_rows` rows, each sorted and appended in
+    order, so that one sort never holds more than a bucket. The table keeps insertion order,
+    so its `rowid` is a row's position in the output; `_pord` and `_before` are kept for the
+    rank and the report and are not published.
+    """
+    ids = _id_columns(policy)
+    select = ",\n       ".join(_select_list(policy))
+    joins = [f"JOIN _tre_people m0 ON r.{quote_ident(ids[0])} = m0.raw_id"]
+    for i, name in enumerate(ids[1:], start=1):
+        joins.append(f"LEFT JOIN _tre_ids_{i} m{i} ON r.{quote_ident(name)} = m{i}.raw_id")
+    body = f"""
+        SELECT m0.pord AS _pord, m0.before AS _before,
+               {select}
+        FROM raw r
+        {" ".join(joins)}
+    """
+    order = "ORDER BY m0.pord, hash(r.rowid, $seed)"
+    seed = {"seed": rank_seed(key)}
+    buckets = _buckets(con, opts.bucket_rows)
+    if len(buckets) == 1:
+        con.execute(f"CREATE TEMP TABLE _tre_rows AS {body} {order}", seed)
+        return
+    for b, (lo, hi) in enumerate(buckets):
+        part = f"{body} WHERE m0.pord BETWEEN {lo} AND {hi} {order}"
+        if b == 0:
+            con.execute(f"CREATE TEMP TABLE _tre_rows AS {part}", seed)
+        else:
+            con.execute(f"INSERT INTO _tre_rows {part}", seed)
 
 
 def _write(
@@ -407,47 +466,42 @@ def _write(
     out_dir: Path,
     opts: IngestOptions,
 ) -> list[Path]:
-    """Join pseudonyms, generalise, rank per person, sort by pseudonym, write Parquet.
+    """Sort the output rows (`_sort_rows`), free the raw rows, write Parquet in that order.
 
-    One COPY per bucket of people (contiguous in pseudonym order), so that each sort fits in
-    memory instead of spilling; the buckets' files, in bucket order, are sorted as a whole.
-    Returns the folders written, in order.
+    `_tre_rank` is the row's position within its person: its position in the sorted table
+    (`rowid`) minus the rows of the people before it, 1..n per person. COPY from one table
+    keeps the table's order. Returns the folders written, in order.
     """
-    ids = _id_columns(policy)
-    select = ",\n       ".join(_select_list(policy))
-    # Keyed order within a person: a hash of the row's position mixed with a secret seed
-    # derived from the custodian key (the order must not follow file order or values).
-    rank = (
-        f"row_number() OVER (PARTITION BY m0.pord ORDER BY hash(r.rowid, $seed)) "
-        f"AS {quote_ident(RANK_COLUMN)}"
-    )
-    folders = []
+    _people_table(con)
+    _sort_rows(con, policy, key, opts)
+    # The raw rows are no longer needed: free their memory for the write and the report.
+    con.execute("DROP TABLE raw")
     out_dir.mkdir(mode=0o700)
-    for b, (lo, hi) in enumerate(_buckets(con, opts.bucket_rows)):
-        joins = [
-            f"JOIN (SELECT * FROM _tre_ids_0 WHERE pord BETWEEN {lo} AND {hi}) m0 "
-            f"ON r.{quote_ident(ids[0])} = m0.raw_id"
-        ]
-        for i, name in enumerate(ids[1:], start=1):
-            joins.append(f"LEFT JOIN _tre_ids_{i} m{i} ON r.{quote_ident(name)} = m{i}.raw_id")
-        folder = out_dir / f"b{b:05d}"
-        sql = f"""
-            COPY (
-                SELECT {select},
-                       {rank}
-                FROM raw r
-                {" ".join(joins)}
-                ORDER BY m0.pord, {quote_ident(RANK_COLUMN)}
-            ) TO {quote_literal(str(folder))} (
-                FORMAT parquet,
-                COMPRESSION {opts.compression},
-                ROW_GROUP_SIZE {int(opts.row_group_size)},
-                FILE_SIZE_BYTES {quote_literal(opts.file_size)}
-            )
+    folder = out_dir / "rows"
+    cols = ", ".join(
+        quote_ident(name)
+        for (name, *_) in con.execute("DESCRIBE _tre_rows").fetchall()
+        if name not in ("_pord", "_before")
+    )
+    level = (
+        f", COMPRESSION_LEVEL {int(opts.compression_level)}"
+        if opts.compression_level is not None
+        else ""
+    )
+    con.execute(
+        f"""
+        COPY (
+            SELECT {cols}, CAST(rowid - _before + 1 AS BIGINT) AS {quote_ident(RANK_COLUMN)}
+            FROM _tre_rows
+        ) TO {quote_literal(str(folder))} (
+            FORMAT parquet,
+            COMPRESSION {opts.compression}{level},
+            ROW_GROUP_SIZE {int(opts.row_group_size)},
+            FILE_SIZE_BYTES {quote_literal(opts.file_size)}
+        )
         """
-        con.execute(sql, {"seed": rank_seed(key)})
-        folders.append(folder)
-    return folders
+    )
+    return [folder]
 
 
 def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
@@ -474,22 +528,22 @@ def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
     return files
 
 
-def _describe_output(
-    con: duckdb.DuckDBPyConnection, staging: Path, files: list[ManifestFile], policy: DatasetPolicy
-) -> tuple[dict[str, str], IngestReport, int, int]:
-    """Physical schema, ingest report, row and person counts of the staged files."""
-    paths = ", ".join(quote_literal(str(staging / f.path)) for f in files)
-    src = f"read_parquet([{paths}])"
-    schema = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-    pid = policy.pseudonym_column
-    rows = sum(f.rows for f in files)
+def _schema(
+    con: duckdb.DuckDBPyConnection, staging: Path, files: list[ManifestFile]
+) -> dict[str, str]:
+    """Physical schema of the staged files (from the first file's metadata)."""
+    src = f"read_parquet({quote_literal(str(staging / files[0].path))})"
+    return {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+
+
+def _report(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy) -> IngestReport:
+    """The ingest report over the rows just written (`_tre_rows`, people told apart by `pord`)."""
     qis = tuple(
         out
         for name, col in policy.columns.items()
         if col.column_class == "quasi_identifier" and (out := policy.output_name(name))
     )
-    report = ingest_report(con, src, pid, qis, "_tre_ids_0", policy.contribution_limit)
-    return schema, report, rows, report.rows_per_person.people
+    return ingest_report(con, "_tre_rows", "_pord", qis, "_tre_ids_0", policy.contribution_limit)
 
 
 def _manifest_columns(policy: DatasetPolicy, schema: dict[str, str]) -> tuple[ManifestColumn, ...]:

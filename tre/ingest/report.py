@@ -1,7 +1,8 @@
 """The ingest report: k-anonymity of the quasi-identifiers and rows per person.
 
-Computed from the staged (pseudonymised, generalised) files, so it describes exactly what is
-published. It holds counts only, never a value of a quasi-identifier.
+Computed from the rows exactly as they were written to the staged files (pseudonymised,
+generalised), so it describes what is published. It holds counts only, never a value of a
+quasi-identifier.
 """
 
 from __future__ import annotations
@@ -108,22 +109,24 @@ def suggest_limit(dist: list[tuple[int, int]], keep_share: float = KEEP_SHARE) -
 def ingest_report(
     con: duckdb.DuckDBPyConnection,
     src: str,
-    pid: str,
+    person: str,
     quasi_identifiers: tuple[str, ...],
     ids_table: str,
     contribution_limit: int,
 ) -> IngestReport:
-    """Compute the report: classes over the staged files `src`, rows per person from `ids_table`."""
+    """Compute the report: classes over the rows `src`, rows per person from `ids_table`.
+
+    `person` is a column of `src` with one distinct value per person (the pseudonym's sort
+    position: an integer is cheaper to group than 64-character text, and exact).
+    """
     combination = None
     per_column: tuple[ClassSizes, ...] = ()
     if quasi_identifiers:
         keys = ", ".join(quote_ident(c) for c in quasi_identifiers)
-        # One scan of the staged files; every class count then runs on this smaller table.
-        # People are told apart by a 64-bit hash of the pseudonym: cheaper to group than
-        # 64-character text, and a collision among even 10^8 people is unlikely (p < 3e-4).
+        # One scan of the rows; every class count then runs on this smaller table.
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _tre_combos AS "
-            f"SELECT DISTINCT hash({quote_ident(pid)}) AS _pid, {keys} FROM {src}"
+            f"SELECT DISTINCT {quote_ident(person)} AS _pid, {keys} FROM {src}"
         )
         combination = _class_sizes(con, "_tre_combos", quasi_identifiers, True)
         if len(quasi_identifiers) > 1:
