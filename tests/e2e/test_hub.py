@@ -113,11 +113,13 @@ print(json.dumps(out))
 PROBE = """
 import json, socket, time, errno
 out = {}
-def attempt(label, family, kind, address):
+def attempt(label, family, kind, address, source=None):
     started = time.monotonic()
     s = socket.socket(family, kind)
     s.settimeout(10)
     try:
+        if source:
+            s.bind(tuple(source))
         if kind == socket.SOCK_STREAM:
             s.connect(address)
         else:
@@ -128,8 +130,8 @@ def attempt(label, family, kind, address):
         out[label] = [type(exc).__name__, str(exc), round(time.monotonic() - started, 3)]
     finally:
         s.close()
-for label, family, kind, address in TARGETS:
-    attempt(label, family, kind, tuple(address))
+for label, family, kind, address, *source in TARGETS:
+    attempt(label, family, kind, tuple(address), *source)
 import os
 out["run"] = sorted(os.listdir("/run"))
 for label, path in UNIX_TARGETS:
@@ -199,6 +201,17 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
     assert _reachable("127.0.0.1", proxy_port)
     if _reachable("127.0.0.1", 5432):
         targets.append(("postgresql", "AF_INET", "SOCK_STREAM", ("127.0.0.1", 5432)))
+    # A finished UDP exchange leaves a conntrack "flow" the kernel could reuse from its port.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(2)
+        peer.sendto(b"hello", udp4.getsockname())
+        udp4.sendto(b"reply", udp4.recvfrom(64)[1])
+        assert peer.recvfrom(64)[0] == b"reply"
+        stale_source = peer.getsockname()
+    targets.append(
+        ("udp_stale_flow", "AF_INET", "SOCK_DGRAM", udp4.getsockname()[:2], stale_source)
+    )
     # Unix sockets escape the nft rule; those of local services live under /run (hidden).
     unix_path = f"/run/tre-test-{hub.prefix[:-1]}.sock"
     unix = socket.socket(socket.AF_UNIX)
@@ -211,8 +224,8 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
     code = (
         "import socket\nTARGETS = ["
         + ", ".join(
-            f"({label!r}, socket.{fam}, socket.{kind}, {tuple(addr)!r})"
-            for label, fam, kind, addr in targets
+            f"({label!r}, socket.{fam}, socket.{kind}, {tuple(addr)!r}, *{list(source)!r})"
+            for label, fam, kind, addr, *source in targets
         )
         + f"]\nUNIX_TARGETS = {unix_targets!r}\n"
         + PROBE
@@ -230,7 +243,7 @@ def test_a_kernel_can_reach_tre_and_nothing_else(hub: Hub, ada: Spawned) -> None
     assert result["run"] == [], "a notebook sees an empty /run (its runtime folder is elsewhere)"
     for label, _path in unix_targets:
         assert result[label][0] == "FileNotFoundError", (label, result[label])
-    for label, _fam, kind, _addr in targets:
+    for label, _fam, kind, *_addr in targets:
         name, message, seconds = result[label]
         expected = "ConnectionRefusedError" if kind == "SOCK_STREAM" else "PermissionError"
         assert name == expected, (label, result[label])

@@ -44,7 +44,7 @@ def test_the_ruleset_confines_the_group_to_the_allowed_endpoints() -> None:
         "\t\tmeta skgid 1234 jump researchers\n"
         "\t}\n"
         "\tchain researchers {\n"
-        "\t\tct state established,related accept\n"
+        "\t\tmeta l4proto tcp ct state established accept\n"
         "\t\tip daddr 127.0.0.1 tcp dport 8000 accept\n"
         "\t\tip daddr 127.0.0.1 tcp dport 8081 accept\n"
         "\t\tip6 daddr ::1 tcp dport 8000 accept\n"

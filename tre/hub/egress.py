@@ -6,10 +6,11 @@ group. nftables' `meta skgid` compares the socket owner's filesystem gid, which 
 The spawner also sets `no_new_privs`, so no setgid program can move a notebook's sockets to
 another group.
 
-The table's output chain sends sockets of that group to a chain that accepts replies
-(`ct state established,related`), accepts new TCP connections to the allowed endpoints only (the
-tre API and the hub's own API, which the single-user server must reach), and rejects everything
-else, IPv4 and IPv6, loopback included, UDP (DNS) included: TCP gets a reset (the kernel sees
+The table's output chain sends sockets of that group to a chain that accepts TCP replies
+(`ct state established`; not UDP, whose conntrack "flows" a notebook could inherit from another
+process's finished exchange by binding its port), accepts new TCP connections to the allowed
+endpoints only (the tre API and the hub's own API, which the single-user server must reach),
+and rejects everything else, IPv4 and IPv6, loopback included, UDP (DNS) included: TCP gets a reset (the kernel sees
 "Connection refused" at once) and anything else an ICMP "administratively prohibited" (a UDP
 send fails with "Operation not permitted"). Incoming connections (the proxy reaching the
 single-user server) are answered: their replies are `established`, and a SYN-ACK's socket is
@@ -106,7 +107,9 @@ def ruleset(policy: EgressPolicy) -> str:
         f"\t\tmeta skgid {policy.gid} jump researchers\n"
         "\t}\n"
         "\tchain researchers {\n"
-        "\t\tct state established,related accept\n"
+        # Replies on TCP connections only: a UDP "flow" can be stale (another process's
+        # exchange, its port then reused by a notebook), and notebooks need no UDP at all.
+        "\t\tmeta l4proto tcp ct state established accept\n"
         f"{allow}"
         "\t\tmeta l4proto tcp reject with tcp reset\n"
         "\t\treject with icmpx type admin-prohibited\n"
