@@ -62,52 +62,60 @@ def hub() -> Iterator[Hub]:
     # Not under pytest's 0700 temp folder: the data root's own modes must be what stops a kernel.
     root = Path(tempfile.mkdtemp(prefix="tre-hub-test-", dir="/tmp"))
     os.chmod(root, 0o755)
-    with running_stack(root) as stack:
-        for username, until in (("noaccred", None), ("noproject", "2099-01-01")):
-            _admin_post(
-                stack,
-                "/users",
-                {
-                    "username": username,
-                    "display_name": username,
-                    "roles": ["researcher"],
-                    "accredited_until": until,
-                    "password": PASSWORD,
-                },
+    try:
+        with running_stack(root) as stack:
+            for username, until in (("noaccred", None), ("noproject", "2099-01-01")):
+                _admin_post(
+                    stack,
+                    "/users",
+                    {
+                        "username": username,
+                        "display_name": username,
+                        "roles": ["researcher"],
+                        "accredited_until": until,
+                        "password": PASSWORD,
+                    },
+                )
+            port = free_port()
+            log = root / "hub.log"
+            # A prefix of this run's own: concurrent runs on one machine never share accounts.
+            prefix = f"t{secrets.token_hex(3)}-"
+            layout = layout_for(
+                stack.settings,
+                api_url=stack.api_url,
+                port=port,
+                homes_root=root / "homes",
+                user_prefix=prefix,
+                runtime_root=root / "run",
+                egress_table=f"tre_test_{prefix[1:-1]}",
             )
-        port = free_port()
-        log = root / "hub.log"
-        # A prefix of this run's own: concurrent runs on one machine never share accounts.
-        prefix = f"t{secrets.token_hex(3)}-"
-        layout = layout_for(
-            stack.settings,
-            api_url=stack.api_url,
-            port=port,
-            homes_root=root / "homes",
-            user_prefix=prefix,
-            runtime_root=root / "run",
-            egress_table=f"tre_test_{prefix[1:-1]}",
-        )
-        problem = egress_problem()
-        if problem and REQUIRE_EGRESS:
-            pytest.fail(f"the notebook egress rule cannot be installed: {problem}")
-        # Without nft (a developer machine) the other hub tests still run, on the opt-out;
-        # the network tests skip on `hub.layout.egress_required`.
-        layout = dataclasses.replace(layout, egress_required=problem is None)
-        (root / "homes").mkdir(mode=0o755)
-        proc = start_hub(
-            stack.settings, api_url=stack.api_url, port=port, layout=layout, log_path=log
-        )
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}/hub/health", proc, timeout=60)
-            yield Hub(
-                stack=stack, url=f"http://127.0.0.1:{port}", log=log, prefix=prefix, layout=layout
+            problem = egress_problem()
+            if problem and REQUIRE_EGRESS:
+                pytest.fail(f"the notebook egress rule cannot be installed: {problem}")
+            # Without nft (a developer machine) the other hub tests still run, on the opt-out;
+            # the network tests skip on `hub.layout.egress_required`.
+            layout = dataclasses.replace(layout, egress_required=problem is None)
+            (root / "homes").mkdir(mode=0o755)
+            proc = start_hub(
+                stack.settings, api_url=stack.api_url, port=port, layout=layout, log_path=log
             )
-        finally:
-            stop([proc])
-            if layout.egress_required:
-                remove_network_rule(layout)
-            for name in ("ada", "ben"):
-                subprocess.run(["userdel", prefix + name], capture_output=True, check=False)
-            subprocess.run(["groupdel", prefix + "researchers"], capture_output=True, check=False)
-            shutil.rmtree(root, ignore_errors=True)
+            try:
+                wait_healthy(f"http://127.0.0.1:{port}/hub/health", proc, timeout=60)
+                yield Hub(
+                    stack=stack,
+                    url=f"http://127.0.0.1:{port}",
+                    log=log,
+                    prefix=prefix,
+                    layout=layout,
+                )
+            finally:
+                stop([proc])
+                if layout.egress_required:
+                    remove_network_rule(layout)
+                for name in ("ada", "ben"):
+                    subprocess.run(["userdel", prefix + name], capture_output=True, check=False)
+                subprocess.run(
+                    ["groupdel", prefix + "researchers"], capture_output=True, check=False
+                )
+    finally:  # also when the stack or the hub fails to start
+        shutil.rmtree(root, ignore_errors=True)
