@@ -456,7 +456,7 @@ def _hub_can_confine_notebooks(console: Console) -> bool:
         return True
     console.print(
         f"[yellow]Starting without JupyterHub: {problem}, so notebooks could not be confined "
-        f"to the tre API. Install nftables, or for development only set "
+        f"to the tre API. Fix that, or for development only set "
         f"{UNRESTRICTED_EGRESS_VAR}=1.[/]"
     )
     return False
