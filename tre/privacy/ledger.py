@@ -35,6 +35,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tre.audit import ChainLockRead, lock_chain, record
@@ -200,6 +201,33 @@ _ADD_ALLOWANCE = _add_to(
     _allow, sa.and_(_allow.c.project_id == _p("x_project"), _allow.c.dataset == _p("x_dataset"))
 )
 _ADD_CAP = _add_to(_caps, _caps.c.dataset == _p("x_dataset"))
+# PostgreSQL: a reservation and its items in one statement (the items from arrays).
+_NEW_RESERVATION = (
+    _res.insert()
+    .values({c.name: _p(f"x_{c.name}") for c in _res.c})
+    .returning(_res.c.id)
+    .cte("new_reservation")
+)
+_ITEM_ROWS = (
+    sa.func.unnest(
+        sa.cast(_p("x_datasets"), postgresql.ARRAY(sa.String)),
+        sa.cast(_p("x_rhos"), postgresql.ARRAY(sa.BigInteger)),
+        sa.cast(_p("x_deltas"), postgresql.ARRAY(sa.BigInteger)),
+    )
+    .table_valued("dataset", "rho", "delta")
+    .render_derived(name="item")
+)
+_INSERT_RESERVATION = (
+    _items.insert()
+    .from_select(
+        ["reservation_id", "dataset", "rho_reserved", "delta_reserved"],
+        sa.select(
+            _NEW_RESERVATION.c.id, _ITEM_ROWS.c.dataset, _ITEM_ROWS.c.rho, _ITEM_ROWS.c.delta
+        ).select_from(_NEW_RESERVATION.join(_ITEM_ROWS, sa.true())),
+    )
+    .add_cte(_NEW_RESERVATION)
+)
+
 # PostgreSQL: both holds (or both total updates) in one round trip, the allowance's UPDATE as a
 # data-modifying CTE. Only under the chain lock, which every writer of these rows holds first,
 # so the order in which the two row locks are taken within the statement cannot deadlock.
@@ -510,33 +538,43 @@ class Ledger:
         expires_at = now + ttl
         # Before the chain lock, only statements that wait for nobody: inserting a
         # reservation under a fresh random id (see "Concurrency" above).
-        session.execute(
-            _res.insert(),
-            {
-                "id": rid,
-                "project_id": project_id,
-                "state": ReservationState.RESERVED.value,
-                "actor": actor,
-                "purpose": purpose,
-                "created_at": now,
-                "expires_at": expires_at,
-                "settled_at": None,
-            },
-        )
-        session.execute(
-            _items.insert(),
-            [
+        reservation = {
+            "id": rid,
+            "project_id": project_id,
+            "state": ReservationState.RESERVED.value,
+            "actor": actor,
+            "purpose": purpose,
+            "created_at": now,
+            "expires_at": expires_at,
+            "settled_at": None,
+        }
+        if is_sqlite(session):
+            session.execute(_res.insert(), reservation)
+            session.execute(
+                _items.insert(),
+                [
+                    {
+                        "reservation_id": rid,
+                        "dataset": ds,
+                        "rho_reserved": r,
+                        "delta_reserved": d,
+                        "rho_committed": None,
+                        "delta_committed": None,
+                    }
+                    for ds, (r, d) in units.items()
+                ],
+            )
+        else:
+            # The reservation and its items in one round trip (a data-modifying CTE).
+            session.execute(
+                _INSERT_RESERVATION,
                 {
-                    "reservation_id": rid,
-                    "dataset": ds,
-                    "rho_reserved": r,
-                    "delta_reserved": d,
-                    "rho_committed": None,
-                    "delta_committed": None,
-                }
-                for ds, (r, d) in units.items()
-            ],
-        )
+                    **{f"x_{k}": v for k, v in reservation.items()},
+                    "x_datasets": list(units),
+                    "x_rhos": [u[0] for u in units.values()],
+                    "x_deltas": [u[1] for u in units.values()],
+                },
+            )
         head: tuple[int, str] | None
         head, stale = self._lock_and_stale(session, now)  # serial from here to COMMIT
         if self._settle_stale(session, stale, now):
