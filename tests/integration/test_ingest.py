@@ -179,9 +179,14 @@ def test_rank_is_the_keyed_hash_order_of_file_positions(
         FROM src ORDER BY person_id, rank
         """
     ).fetchall()
-    want = sorted((pseudonym(key, p), rank, cost) for p, _, cost, rank in expected)
+    limit = result.manifest.contribution_limit
+    rows = [(pseudonym(key, p), rank, cost) for p, _, cost, rank in expected]
+    # The published order: rows within the contribution limit sorted by pseudonym, then
+    # rank; then the rows beyond the limit, sorted the same way.
+    want = sorted(r for r in rows if r[1] <= limit) + sorted(r for r in rows if r[1] > limit)
+    assert any(r[1] > limit for r in rows), "the fixture has people beyond the limit"
     got = [(r["pid"], r["_tre_rank"], r["cost"]) for r in _table(result)]
-    assert got == want  # sorted by pseudonym, then rank: the published order
+    assert got == want
 
 
 def test_generalisation_rules_were_applied(world: dict[str, Any]) -> None:
@@ -222,11 +227,23 @@ def test_files_sorted_by_pseudonym_and_checksums_verify(world: dict[str, Any]) -
     )
     files = [result.path / f.path for f in result.manifest.files]
     assert len(files) > 1
-    pids: list[str] = []
-    for f in files:
-        pids.extend(pq.read_table(f, columns=["pid"]).column("pid").to_pylist())
-    assert pids == sorted(pids)
-    assert len(pids) == result.manifest.row_count == 40_000
+    limit = result.manifest.contribution_limit
+    groups: dict[bool, list[str]] = {False: [], True: []}
+    seen_over = False
+    for entry, f in zip(result.manifest.files, files, strict=True):
+        t = pq.read_table(f, columns=["pid", "_tre_rank"])
+        ranks = t.column("_tre_rank").to_pylist()
+        # The manifest's rank range is the file's; files within the limit come first.
+        assert (entry.min_rank, entry.max_rank) == (min(ranks), max(ranks))
+        over = entry.min_rank > limit
+        assert over or entry.max_rank <= limit
+        assert over or not seen_over, "a file within the limit after one beyond it"
+        seen_over = seen_over or over
+        groups[over].extend(t.column("pid").to_pylist())
+    assert seen_over, "the fixture has people beyond the limit"
+    for pids in groups.values():
+        assert pids == sorted(pids)  # each group is sorted by pseudonym
+    assert len(groups[False]) + len(groups[True]) == result.manifest.row_count == 40_000
     assert sum(f.rows for f in result.manifest.files) == 40_000
     catalog = Catalog(world["datasets"])
     assert catalog.verify("health").ok

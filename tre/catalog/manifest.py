@@ -50,6 +50,11 @@ class ManifestFile(_Frozen):
     sha256: str
     bytes: int
     rows: int
+    # The smallest and largest `_tre_rank` in the file (None in manifests written before
+    # tre recorded them). Ingest writes rows within the contribution limit and rows beyond it
+    # to separate files, so a bounded query can skip the latter and needs no per-row filter.
+    min_rank: int | None = None
+    max_rank: int | None = None
 
 
 class SourceInfo(_Frozen):

@@ -488,20 +488,29 @@ def _write(
         if opts.compression_level is not None
         else ""
     )
-    con.execute(
-        f"""
-        COPY (
-            SELECT {cols}, CAST(rowid - _before + 1 AS BIGINT) AS {quote_ident(RANK_COLUMN)}
-            FROM _tre_rows
-        ) TO {quote_literal(str(folder))} (
-            FORMAT parquet,
-            COMPRESSION {opts.compression}{level},
-            ROW_GROUP_SIZE {int(opts.row_group_size)},
-            FILE_SIZE_BYTES {quote_literal(opts.file_size)}
+    rank = "CAST(rowid - _before + 1 AS BIGINT)"
+    limit = int(policy.contribution_limit)
+    # Rows within the contribution limit, then the rows beyond it, in separate files (each
+    # group sorted by pseudonym): a query bounded at the limit reads only the first group and
+    # needs no `_tre_rank <= k` filter, which would otherwise read a whole extra column.
+    folders = []
+    for name, cond in (("rows", f"{rank} <= {limit}"), ("over", f"{rank} > {limit}")):
+        folder = out_dir / name
+        con.execute(
+            f"""
+            COPY (
+                SELECT {cols}, {rank} AS {quote_ident(RANK_COLUMN)}
+                FROM _tre_rows WHERE {cond}
+            ) TO {quote_literal(str(folder))} (
+                FORMAT parquet,
+                COMPRESSION {opts.compression}{level},
+                ROW_GROUP_SIZE {int(opts.row_group_size)},
+                FILE_SIZE_BYTES {quote_literal(opts.file_size)}
+            )
+            """
         )
-        """
-    )
-    return [folder]
+        folders.append(folder)
+    return folders
 
 
 def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
@@ -513,19 +522,39 @@ def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
         for folder in folders
         for p in sorted(folder.glob("*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
     ]
-    files = []
-    for i, path in enumerate(written):
-        target = staging / PART_PATTERN.format(i)
+    files: list[ManifestFile] = []
+    for path in written:
+        meta = pq.ParquetFile(path).metadata
+        if meta.num_rows == 0:
+            path.unlink()  # e.g. nobody has more rows than the limit
+            continue
+        target = staging / PART_PATTERN.format(len(files))
         path.rename(target)
+        lo, hi = _rank_range(meta)
         files.append(
             ManifestFile(
                 path=target.name,
                 sha256=sha256_file(target),
                 bytes=target.stat().st_size,
-                rows=pq.ParquetFile(target).metadata.num_rows,
+                rows=meta.num_rows,
+                min_rank=lo,
+                max_rank=hi,
             )
         )
     return files
+
+
+def _rank_range(meta: Any) -> tuple[int, int]:
+    """The smallest and largest `_tre_rank` of a Parquet file, from its row-group statistics."""
+    col = meta.schema.names.index(RANK_COLUMN)
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_min_max:
+            raise InternalError("DuckDB wrote a Parquet file without rank statistics")
+        lows.append(int(stats.min))
+        highs.append(int(stats.max))
+    return min(lows), max(highs)
 
 
 def _schema(
