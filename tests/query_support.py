@@ -11,13 +11,14 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tre.catalog.catalog import DatasetVersion
-from tre.catalog.manifest import ManifestColumn
+from tre.catalog.manifest import ManifestColumn, ManifestFile
 from tre.wire.grant import Budget, DatasetGrant, Grant, Mode
 
 CHAPTERS = ("I", "II", "IX", "X", "XI")
@@ -143,18 +144,44 @@ def publish(
     columns: tuple[ManifestColumn, ...],
     limit: int,
     version: int = 1,
+    *,
+    split: bool = False,
 ) -> DatasetVersion:
-    """Write one version's Parquet file and return its catalogue entry."""
+    """Write one version's Parquet file and return its catalogue entry.
+
+    With `split`, as ingest publishes: the rows within the contribution limit and the rows
+    beyond it in two files, each file's rank range recorded in the manifest's file list.
+    Without it, one file with no recorded rank range (as in manifests before ranges).
+    """
     folder = root / "datasets" / name / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "part-0.parquet"
     names = [c.name for c in columns]
-    pq.write_table(pa.table({n: [r[n] for r in rows] for n in names}), path)
+    groups = (
+        [[r for r in rows if r["_tre_rank"] <= limit], [r for r in rows if r["_tre_rank"] > limit]]
+        if split
+        else [rows]
+    )
+    paths, entries = [], []
+    for i, group in enumerate(groups):
+        path = folder / f"part-{i}.parquet"
+        pq.write_table(pa.table({n: [r[n] for r in group] for n in names}), path)
+        ranks = [r["_tre_rank"] for r in group]
+        paths.append(path.resolve())
+        entries.append(
+            ManifestFile(
+                path=path.name,
+                sha256="0" * 64,
+                bytes=path.stat().st_size,
+                rows=len(group),
+                min_rank=min(ranks) if split else None,
+                max_rank=max(ranks) if split else None,
+            )
+        )
     return DatasetVersion(
         name=name,
         version=version,
         path=folder,
-        files=(path.resolve(),),
+        files=tuple(paths),
         columns=columns,
         row_count=len(rows),
         person_count=len({r["pid"] for r in rows}),
@@ -162,7 +189,8 @@ def publish(
         pseudonym_column="pid",
         rank_column="_tre_rank",
         policy_hash="test",
-        manifest=None,  # type: ignore[arg-type]
+        # The query service reads only the manifest's file list.
+        manifest=SimpleNamespace(files=tuple(entries)),  # type: ignore[arg-type]
     )
 
 

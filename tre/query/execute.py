@@ -162,9 +162,10 @@ def lock_down(con: Any, views: tuple[ViewSpec, ...]) -> Any:
     files: list[str] = []
     for v in views:
         file_list = "[" + ", ".join(_lit(f) for f in v.files) + "]"
+        bound = f" WHERE {_q(v.rank_column)} <= {int(v.limit)}" if v.rank_filter else ""
         con.execute(
             f"CREATE VIEW {_q(v.name)} AS SELECT {v.select_list} "
-            f"FROM read_parquet({file_list}) WHERE {_q(v.rank_column)} <= {int(v.limit)}"
+            f"FROM read_parquet({file_list}){bound}"
         )
         files.extend(v.files)
     con.execute("SET allowed_paths=[" + ", ".join(_lit(f) for f in files) + "]")

@@ -57,6 +57,9 @@ class ViewSpec:
     select_list: str
     rank_column: str
     limit: int
+    # False when every file is known to hold only ranks within the limit (ingest writes rows
+    # beyond the contribution limit to files of their own): the view then needs no filter.
+    rank_filter: bool = True
 
 
 @dataclass(frozen=True)

@@ -272,16 +272,38 @@ def granted_datasets(
                     c.nullable,
                 )
             )
+        files, rank_filter = bounded_files(dv, dv.contribution_limit)
         out[dv.name] = GrantedDataset(
             name=dv.name,
             version=dv.version,
-            files=tuple(str(f) for f in dv.files),
+            files=files,
+            rank_filter=rank_filter,
             columns=tuple(cols),
             pseudonym_column=dv.pseudonym_column,
             rank_column=dv.rank_column,
             contribution_limit=dv.contribution_limit,
         )
     return out
+
+
+def bounded_files(dv: Any, limit: int) -> tuple[tuple[str, ...], bool]:
+    """The files a query bounded at `limit` rows per person reads, and whether it must filter.
+
+    Ingest writes the rows beyond the contribution limit to files of their own and records
+    each file's rank range in the manifest: files whose ranks all exceed `limit` are not read
+    at all, and when every file left is known to be within it the per-row `_tre_rank <= k`
+    filter (which reads a whole extra column) is not needed. Files without a recorded range
+    (older manifests) are read and filtered.
+    """
+    files: list[str] = []
+    rank_filter = False
+    for path, entry in zip(dv.files, dv.manifest.files, strict=True):
+        if entry.min_rank is not None and entry.min_rank > limit:
+            continue
+        files.append(str(path))
+        if entry.max_rank is None or entry.max_rank > limit:
+            rank_filter = True
+    return tuple(files), rank_filter
 
 
 def _cost(rho: float, delta: float, display_delta: float) -> Cost:

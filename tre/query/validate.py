@@ -108,6 +108,7 @@ class GrantedDataset:
     pseudonym_column: str
     rank_column: str
     contribution_limit: int
+    rank_filter: bool = True  # False: every file holds only ranks within the limit
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ def _view_for(ctx: _Context, ds: GrantedDataset) -> str:
             select_list=", ".join(items),
             rank_column=ds.rank_column,
             limit=ds.contribution_limit,
+            rank_filter=ds.rank_filter,
         )
     )
     ctx.view_names[key] = name
