@@ -1,6 +1,8 @@
-"""The worker gives every query its own never-used DuckDB database, even though it makes the
-next one ahead of time: nothing one query's SQL does is visible to the next, and each is
-locked down (no file access beyond the granted files) before any of tre's SQL runs."""
+"""The worker gives every query a fresh DuckDB connection on a database locked down for exactly
+its views (a new one, made ahead of time, or the last query's when the views and limits are
+identical and every statement is a read-only query): nothing one query's SQL does is visible
+to the next, and each database is locked down (no file access beyond the granted files)
+before any of tre's SQL runs."""
 
 from __future__ import annotations
 
@@ -14,13 +16,19 @@ from tre.query.errors import QueryFailed
 from tre.query.execute import (
     ADDRESS_SPACE_HEADROOM,
     MAX_MEMORY_LIMIT,
+    MAX_QUERIES_PER_DATABASE,
     MEMORY_LIMIT_ENV,
     MIN_MEMORY_LIMIT,
+    Job,
     Limits,
     Worker,
+    _Current,
     default_memory_limit,
+    fresh_connection,
+    lock_down,
     machine_memory_bytes,
     parse_bytes,
+    read_only,
 )
 from tre.query.model import ViewSpec
 
@@ -90,6 +98,72 @@ def test_a_database_made_ready_for_other_views_is_never_used(
     for _ in range(2):
         (((m,),),) = worker.run(views, ("SELECT COUNT(*) FROM __tre_v0",))
         assert m == n
+
+
+def test_only_single_read_only_statements_may_share_a_database() -> None:
+    def job(*sql: str) -> Job:
+        return Job((), sql, Limits())
+
+    assert read_only(job("SELECT 1", "  with t AS (SELECT 1 AS a) SELECT a FROM t;"))
+    for bad in (
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT 1; CREATE TABLE t AS SELECT 1",
+        "SET VARIABLE x = 1",
+        "PRAGMA version",
+        "",
+    ):
+        assert not read_only(job("SELECT 1", bad)), bad
+
+
+def test_a_database_serves_later_queries_only_for_identical_views_and_limits(
+    views: tuple[ViewSpec, ...],
+) -> None:
+    (v,) = views
+    same = Job(views, ("SELECT COUNT(*) FROM __tre_v0",), Limits(timeout_seconds=10))
+    wider = Job(
+        (ViewSpec(v.name, v.dataset, v.version, v.files, "sex, cost", v.rank_column, v.limit),),
+        same.statements,
+        same.limits,
+    )
+    db = lock_down(fresh_connection(same.limits), views)
+    current = _Current()
+    assert current.connection_for(same) is None  # nothing current yet
+    assert current.replace(db, same) is None
+    cursor = current.connection_for(same)
+    assert cursor is not None and cursor is not db  # a fresh connection to the same database
+    # Connection-local state (variables, temporary tables) dies with the connection.
+    cursor.execute("SET VARIABLE x = 42")
+    cursor.execute("CREATE TEMP TABLE leftover AS SELECT 1 AS y")
+    cursor.close()
+    again = current.connection_for(same)
+    assert again.execute("SELECT getvariable('x')").fetchall() == [(None,)]
+    with pytest.raises(Exception, match="leftover"):
+        again.execute("SELECT * FROM leftover")
+    again.close()
+    assert current.connection_for(wider) is None
+    assert current.connection_for(Job(views, same.statements, Limits(timeout_seconds=9))) is None
+    assert current.connection_for(Job(views, ("CREATE TABLE t AS SELECT 1",), same.limits)) is None
+    current.served = MAX_QUERIES_PER_DATABASE
+    assert current.connection_for(same) is None
+    assert current.drop() is db
+    assert current.connection_for(same) is None
+    # A database that ran a statement changing state is never kept.
+    other = lock_down(fresh_connection(same.limits), views)
+    assert current.replace(other, Job(views, ("CREATE TABLE t AS SELECT 1",), same.limits)) is other
+    assert current.db is None
+    db.close()
+    other.close()
+
+
+def test_a_failed_query_is_never_followed_in_its_database(
+    worker: Worker, views: tuple[ViewSpec, ...]
+) -> None:
+    for _ in range(2):
+        assert worker.run(views, ("SELECT COUNT(*) FROM __tre_v0",))[0][0][0] > 0
+    with pytest.raises(QueryFailed):
+        worker.run(views, ("SELECT error('boom')",))
+    (((n,),),) = worker.run(views, ("SELECT COUNT(*) FROM __tre_v0",))
+    assert n > 0
 
 
 def test_memory_limit_follows_the_machine_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
