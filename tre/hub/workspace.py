@@ -37,6 +37,13 @@ LAB_OVERRIDES = {
         "checkForUpdates": False,
     }
 }
+# Jupyter server extensions researchers have no use for, switched off (each costs start-up
+# time): the language-server bridge (no language servers are installed) and terminals (off
+# anyway: a terminal would be a shell outside the notebook's audited API).
+SERVER_CONFIG = {
+    "ServerApp": {"jpserver_extensions": {"jupyter_lsp": False, "jupyter_server_terminals": False}}
+}
+SERVER_CONFIG_NAME = "zz-tre-workspace.json"  # sorts after the extensions' own enable files
 # IPython kernel configuration (sys.prefix/etc/ipython is on IPython's config path): a socket
 # refused by the egress rule (tre.hub.egress) gets a note saying why. File permission errors
 # (EACCES) are left alone; the rule's UDP refusal is EPERM.
@@ -101,6 +108,7 @@ def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
     subprocess.run([*pip, "install", "--no-deps", "--upgrade", str(repo)], check=True)  # noqa: S603
     write_lab_settings(target)
     write_kernel_config(target)
+    write_server_config(target)
     for folder in (target.parent, target):
         os.chmod(folder, 0o755)  # noqa: S103 (researchers must execute it; it holds no secrets)
     return target
@@ -108,24 +116,54 @@ def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
 
 def write_lab_settings(target: Path) -> Path:
     """JupyterLab's settings overrides in the environment (share/jupyter/lab/settings)."""
-    folder = target / "share" / "jupyter" / "lab" / "settings"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "overrides.json"
+    path = _lab_settings_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(LAB_OVERRIDES, indent=2) + "\n")
     os.chmod(path, 0o644)
     return path
 
 
 def workspace_ready(target: Path) -> bool:
-    """Whether `target` has the single-user server."""
-    return (target / "bin" / "jupyterhub-singleuser").exists()
+    """Whether `target` has the single-user server and tre's current settings files (an
+    environment built by an older tre is completed by `build_workspace_env`)."""
+    if not (target / "bin" / "jupyterhub-singleuser").exists():
+        return False
+    expected = {
+        _lab_settings_path(target): json.dumps(LAB_OVERRIDES, indent=2) + "\n",
+        _kernel_config_path(target): KERNEL_CONFIG,
+        _server_config_path(target): json.dumps(SERVER_CONFIG, indent=2) + "\n",
+    }
+    try:
+        return all(p.read_text() == text for p, text in expected.items())
+    except OSError:
+        return False
+
+
+def _lab_settings_path(target: Path) -> Path:
+    return target / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
+def _kernel_config_path(target: Path) -> Path:
+    return target / "etc" / "ipython" / "ipython_kernel_config.py"
+
+
+def _server_config_path(target: Path) -> Path:
+    return target / "etc" / "jupyter" / "jupyter_server_config.d" / SERVER_CONFIG_NAME
+
+
+def write_server_config(target: Path) -> Path:
+    """The Jupyter server configuration in the environment (unused extensions off)."""
+    path = _server_config_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(SERVER_CONFIG, indent=2) + "\n")
+    os.chmod(path, 0o644)
+    return path
 
 
 def write_kernel_config(target: Path) -> Path:
     """The IPython kernel configuration in the environment (etc/ipython)."""
-    folder = target / "etc" / "ipython"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "ipython_kernel_config.py"
+    path = _kernel_config_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(KERNEL_CONFIG)
     os.chmod(path, 0o644)
     return path
