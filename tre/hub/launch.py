@@ -13,7 +13,7 @@ from pathlib import Path
 from tre.config import Settings
 from tre.hub import egress, mounts
 from tre.hub.config import HubLayout
-from tre.hub.workspace import write_kernel_config, write_lab_settings
+from tre.hub.workspace import write_settings
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY = REPO / "deploy" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -163,8 +163,7 @@ def start_hub(
             f"no notebook environment at {layout.workspace_env}; build it with "
             "`tre demo` (it builds it) or tre.hub.workspace.build_workspace_env"
         )
-    write_lab_settings(layout.workspace_env)
-    write_kernel_config(layout.workspace_env)
+    write_settings(layout.workspace_env)
     config = write_config(layout)
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",

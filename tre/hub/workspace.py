@@ -106,37 +106,53 @@ def build_workspace_env(target: Path, *, repo: Path = REPO) -> Path:
     )
     # The client only: tre's server dependencies are deliberately not installed here.
     subprocess.run([*pip, "install", "--no-deps", "--upgrade", str(repo)], check=True)  # noqa: S603
-    write_lab_settings(target)
-    write_kernel_config(target)
-    write_server_config(target)
+    write_settings(target)
     for folder in (target.parent, target):
         os.chmod(folder, 0o755)  # noqa: S103 (researchers must execute it; it holds no secrets)
     return target
 
 
-def write_lab_settings(target: Path) -> Path:
-    """JupyterLab's settings overrides in the environment (share/jupyter/lab/settings)."""
-    path = _lab_settings_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(LAB_OVERRIDES, indent=2) + "\n")
-    os.chmod(path, 0o644)
-    return path
-
-
-def workspace_ready(target: Path) -> bool:
-    """Whether `target` has the single-user server and tre's current settings files (an
-    environment built by an older tre is completed by `build_workspace_env`)."""
-    if not (target / "bin" / "jupyterhub-singleuser").exists():
-        return False
-    expected = {
+def _settings_files(target: Path) -> dict[Path, str]:
+    """Every settings file tre writes into the environment, with its content."""
+    return {
         _lab_settings_path(target): json.dumps(LAB_OVERRIDES, indent=2) + "\n",
         _kernel_config_path(target): KERNEL_CONFIG,
         _server_config_path(target): json.dumps(SERVER_CONFIG, indent=2) + "\n",
     }
-    try:
-        return all(p.read_text() == text for p, text in expected.items())
-    except OSError:
-        return False
+
+
+def _write_setting(path: Path, target: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_settings_files(target)[path])
+    os.chmod(path, 0o644)
+    return path
+
+
+def write_lab_settings(target: Path) -> Path:
+    """JupyterLab's settings overrides in the environment (share/jupyter/lab/settings)."""
+    return _write_setting(_lab_settings_path(target), target)
+
+
+def write_kernel_config(target: Path) -> Path:
+    """The IPython kernel configuration in the environment (etc/ipython)."""
+    return _write_setting(_kernel_config_path(target), target)
+
+
+def write_server_config(target: Path) -> Path:
+    """The Jupyter server configuration in the environment (unused extensions off)."""
+    return _write_setting(_server_config_path(target), target)
+
+
+def workspace_ready(target: Path) -> bool:
+    """Whether `target` has the single-user server (the hub rewrites the settings files at
+    every start: `write_settings`)."""
+    return (target / "bin" / "jupyterhub-singleuser").exists()
+
+
+def write_settings(target: Path) -> tuple[Path, ...]:
+    """Every settings file tre keeps in the environment, written anew (an environment built
+    by an older tre gets the current ones)."""
+    return tuple(_write_setting(p, target) for p in _settings_files(target))
 
 
 def _lab_settings_path(target: Path) -> Path:
@@ -149,21 +165,3 @@ def _kernel_config_path(target: Path) -> Path:
 
 def _server_config_path(target: Path) -> Path:
     return target / "etc" / "jupyter" / "jupyter_server_config.d" / SERVER_CONFIG_NAME
-
-
-def write_server_config(target: Path) -> Path:
-    """The Jupyter server configuration in the environment (unused extensions off)."""
-    path = _server_config_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(SERVER_CONFIG, indent=2) + "\n")
-    os.chmod(path, 0o644)
-    return path
-
-
-def write_kernel_config(target: Path) -> Path:
-    """The IPython kernel configuration in the environment (etc/ipython)."""
-    path = _kernel_config_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(KERNEL_CONFIG)
-    os.chmod(path, 0o644)
-    return path
