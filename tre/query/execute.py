@@ -161,6 +161,10 @@ def lock_down(con: Any, views: tuple[ViewSpec, ...]) -> Any:
     """Steps 2–5 on a fresh connection: tre's bounded views, allowed files, access off, lock."""
     files: list[str] = []
     for v in views:
+        if v.is_lookup:
+            # A public lookup table: tre's literal VALUES from policy, created before lock-down.
+            con.execute(f"CREATE VIEW {_q(v.name)} AS {v.values_sql}")
+            continue
         file_list = "[" + ", ".join(_lit(f) for f in v.files) + "]"
         bound = f" WHERE {_q(v.rank_column)} <= {int(v.limit)}" if v.rank_filter else ""
         con.execute(

@@ -60,6 +60,14 @@ class ViewSpec:
     # False when every file is known to hold only ranks within the limit (ingest writes rows
     # beyond the contribution limit to files of their own): the view then needs no filter.
     rank_filter: bool = True
+    # Set for a public lookup table from policy: the view is this SELECT over tre's own literal
+    # VALUES (no file is read; `files` is empty). Equal lookups give equal specs.
+    values_sql: str = ""
+
+    @property
+    def is_lookup(self) -> bool:
+        """Whether this is a lookup table (rows from policy) rather than a dataset view."""
+        return bool(self.values_sql)
 
 
 @dataclass(frozen=True)

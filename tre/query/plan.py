@@ -292,14 +292,21 @@ def plan(
 def _describe(
     v: ValidatedQuery, words: list[str], bound: int, threshold: bool, ms: list[Measurement]
 ) -> tuple[str, ...]:
+    data = [vs for vs in v.views if not vs.is_lookup]
     out = [
         "read "
         + ", ".join(
-            f"{vs.dataset} v{vs.version} (at most {vs.limit} rows per person)" for vs in v.views
+            f"{vs.dataset} v{vs.version} (at most {vs.limit} rows per person)" for vs in data
         ),
     ]
-    if len(v.views) > 1 or bound != (v.views[0].limit if v.views else bound):
+    if len(data) > 1 or bound != (data[0].limit if data else bound):
         out.append(f"join on the person pseudonym: at most {bound} rows per person after joining")
+    lookups = [vs.dataset.removeprefix("lookup:") for vs in v.views if vs.is_lookup]
+    if lookups:
+        out.append(
+            f"join the public lookup table(s) {', '.join(lookups)} on their unique key: "
+            "rows per person unchanged"
+        )
     if v.where_sql:
         out.append("filter rows (WHERE)")
     if isinstance(v.keys, PublicKeys):

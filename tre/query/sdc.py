@@ -158,6 +158,7 @@ def plan_sdc(v: ValidatedQuery, policy: str) -> SdcPlan:
             f"{vs.dataset} v{vs.version} (at most {vs.limit} rows per person, values clamped to "
             "policy bounds)"
             for vs in v.views
+            if not vs.is_lookup
         ),
         "exact aggregates; each person's rows are summed per cell to check who contributes",
         f"disclosure checks ({policy} rules, review treated as fail): failing cells and the "

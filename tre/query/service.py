@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from tre.audit.payload import AuditEvent
+from tre.catalog.lookups import LookupTable, load_lookups
 from tre.disclosure import DisclosurePolicy
 from tre.errors import Forbidden, InvalidInput, UserError
 from tre.privacy import mechanisms
@@ -50,6 +52,7 @@ log = logging.getLogger("tre.query")
 STAGES = ("parse", "validate", "plan", "execute", "protect")
 # Below this the noise swamps any answer, and OpenDP's conversions slow down (seconds each).
 MIN_PRIVACY = 1e-6
+DEFAULT_LOOKUP_DIR = Path(__file__).resolve().parents[2] / "policies" / "lookups"
 
 
 class BudgetLedger(Protocol):
@@ -108,6 +111,8 @@ class QuerySettings:
     latency_step_seconds: float = 0.0  # >0: answers leave on a quantised schedule (timing channel)
     sdc_policy: str = "acro"  # disclosure preset for SDC mode (review verdicts become fail)
     sdc_policy_dir: str | None = None  # folder of presets (default: the repository's)
+    # Folder of public lookup tables (<policy_dir>/lookups; default: the repository's).
+    lookup_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -423,7 +428,11 @@ class QueryService:
 
     def _validated(self, sql: str, grant: Grant, mode: Mode) -> ValidatedQuery:
         """parse → validate against the datasets `grant` opens in `mode` (shared by both modes)."""
-        return validate(parse(sql), granted_datasets(self.catalog, grant, mode))
+        return validate(parse(sql), granted_datasets(self.catalog, grant, mode), self.lookups())
+
+    def lookups(self) -> dict[str, LookupTable]:
+        """The public lookup tables any project may join (re-read when a file changes)."""
+        return load_lookups(self.settings.lookup_dir or DEFAULT_LOOKUP_DIR)
 
     def explain(
         self,
@@ -638,8 +647,11 @@ class QueryService:
     def _cache_key(self, p: Plan | SdcPlan, grant: Grant, mode: Mode) -> str:
         # Same project, mode, dataset versions and question (re-generated from the validated
         # tree, so spacing, case and aliases of the SQL text do not matter).
+        # A lookup table's rows are part of the question: an edited lookup is a new question.
         v = p.query
-        return _digest(f"{grant.project_id}|{mode.value}|{v.datasets}|{v.canonical}")
+        lookups = [vs.values_sql for vs in v.views if vs.is_lookup]
+        suffix = f"|{_digest('|'.join(lookups))}" if lookups else ""
+        return _digest(f"{grant.project_id}|{mode.value}|{v.datasets}|{v.canonical}{suffix}")
 
     def _cached(self, key: str, requested_rho: float) -> QueryResult | None:
         """The released answer for `key` if it was requested at `requested_rho` or more.

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from sqlglot import exp
 
+from tre.catalog.lookups import LookupTable
 from tre.query.errors import QueryRefused
 from tre.query.keys import classify_keys
 from tre.query.model import (
@@ -131,13 +132,16 @@ class _Relation:
     bound: int
     datasets: set[tuple[str, int]] = field(default_factory=set)
     person: str | None = None  # lower name of an id column, if any
+    lookup: LookupTable | None = None  # set for a public lookup table from policy
 
 
 @dataclass
 class _Context:
     granted: dict[str, GrantedDataset]
+    lookups: dict[str, LookupTable] = field(default_factory=dict)
     views: list[ViewSpec] = field(default_factory=list)
     view_names: dict[tuple[str, int], str] = field(default_factory=dict)
+    lookup_views: dict[str, str] = field(default_factory=dict)
     ctes: dict[str, _Relation] = field(default_factory=dict)
     cte_sql: list[str] = field(default_factory=list)
 
@@ -292,6 +296,69 @@ def _dataset_relation(ctx: _Context, ds: GrantedDataset) -> _Relation:
     )
 
 
+_LOOKUP_CASTS = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN"}
+
+
+def _sql_literal(value: object) -> str:
+    """A literal tre writes itself (lookup values come from policy, never from the query)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _lookup_view(ctx: _Context, table: LookupTable) -> str:
+    """The sandbox view of a lookup table: tre's own literal VALUES (no file is read)."""
+    if table.name in ctx.lookup_views:
+        return ctx.lookup_views[table.name]
+    name = f"__tre_l{len(ctx.lookup_views)}"
+    inner = [f"c{i}" for i in range(len(table.columns))]
+    select = ", ".join(
+        f"CAST({c} AS {_LOOKUP_CASTS[typ]}) AS {_q(col)}"
+        for c, (col, typ) in zip(inner, table.columns, strict=True)
+    )
+    values = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in table.rows)
+    ctx.views.append(
+        ViewSpec(
+            name=name,
+            dataset=f"lookup:{table.name}",
+            version=0,
+            files=(),
+            select_list=select,
+            rank_column="",
+            limit=1,
+            rank_filter=False,
+            values_sql=f"SELECT {select} FROM (VALUES {values}) AS t({', '.join(inner)})",
+        )
+    )
+    ctx.lookup_views[table.name] = name
+    return name
+
+
+def _lookup_relation(table: LookupTable, *, nullable: bool = False) -> _Relation:
+    """A lookup's columns: public categories (its distinct values), no bounds, no person.
+
+    `nullable` after a LEFT JOIN: rows without a match get NULL, a category of its own.
+    """
+    cols: dict[str, tuple[str, Info]] = {}
+    for col, typ in table.columns:
+        base = BaseColumn(
+            f"lookup:{table.name}",
+            0,
+            col,
+            typ,
+            None,  # no bounds: lookup values are not aggregated as measures
+            table.values(col),  # type: ignore[arg-type]  # the lookup's own typed values
+            "public",
+            False,
+            None,
+            nullable,
+        )
+        cols[col.lower()] = (col, Info("value", typ, base, frozenset({base}), exp.column(base.key)))
+    return _Relation(cols, 1, set(), None, table)
+
+
 def _from_item(ctx: _Context, node: exp.Expression) -> tuple[str, str, _Relation]:
     """(generated SQL, alias, relation) for a table or subquery in FROM/JOIN."""
     if isinstance(node, exp.Table):
@@ -326,11 +393,15 @@ def _from_item(ctx: _Context, node: exp.Expression) -> tuple[str, str, _Relation
             rel = ctx.ctes[name.lower()]
             return f"{_q(name.lower())} AS {_q(alias)}", alias, rel
         ds = ctx.granted.get(name.lower())
+        if ds is None and name.lower() in ctx.lookups:
+            table = ctx.lookups[name.lower()]
+            return f"{_q(_lookup_view(ctx, table))} AS {_q(alias)}", alias, _lookup_relation(table)
         if ds is None:
             raise refuse(
                 node,
                 f"no granted dataset or CTE named {name[:40]!r}",
-                f"Granted datasets: {', '.join(sorted(ctx.granted)) or 'none'}.",
+                f"Granted datasets: {', '.join(sorted(ctx.granted)) or 'none'}; public lookup "
+                f"tables (JOIN … ON column = lookup.key): {', '.join(sorted(ctx.lookups)) or 'none'}.",
                 reason="unknown_table",
             )
         view = _view_for(ctx, ds)
@@ -399,11 +470,85 @@ class _Scope:
         return alias, real, info
 
 
+def _lookup_join(
+    join: exp.Join, scope: _Scope, jalias: str, table: LookupTable, *, nullable: bool
+) -> tuple[str, _Relation]:
+    """The ON condition of a lookup join: a dataset (or derived) value column = the lookup's key.
+
+    Anything else could multiply rows (a non-key column repeats) or link people (the pseudonym),
+    so it is refused.
+    """
+    hint = f"Write JOIN {table.name} AS l ON <column> = l.{table.key} (its key column)."
+    on = join.args.get("on")
+    if join.args.get("using") or not (
+        isinstance(on, exp.EQ)
+        and isinstance(on.this, exp.Column)
+        and isinstance(on.expression, exp.Column)
+    ):
+        raise refuse(
+            on if on is not None else join,
+            f"the lookup table {table.name!r} may be joined only with ON <column> = "
+            f"{jalias}.{table.key}",
+            hint,
+            reason="join_not_allowed",
+        )
+    jrel = _lookup_relation(table, nullable=nullable)
+    after = _Scope({**scope.by_alias, jalias.lower(): jrel}, [*scope.order, jalias.lower()])
+    sides = [after.resolve(on.this), after.resolve(on.expression)]
+    mine = [s for s in sides if s[0] == jalias.lower()]
+    other = [s for s in sides if s[0] != jalias.lower()]
+    if len(mine) != 1 or mine[0][1].lower() != table.key.lower():
+        raise refuse(
+            on,
+            f"the lookup table {table.name!r} may be joined only on its key column "
+            f"{table.key!r} (other columns repeat values and would multiply rows)",
+            hint,
+            reason="join_not_allowed",
+        )
+    oalias, oname, oinfo = other[0]
+    if scope.by_alias[oalias].lookup is not None:
+        raise refuse(
+            on,
+            "a lookup table cannot be joined to another lookup table",
+            f"Join {table.name} to a column of a granted dataset.",
+            reason="join_not_allowed",
+        )
+    if oinfo.kind == "id":
+        raise refuse(
+            on,
+            "a lookup table cannot be joined on the person identifier",
+            hint,
+            reason="identifier_misuse",
+        )
+    key_type = dict(table.columns)[table.key]
+    families = {"string": {"string", "category"}, "integer": {"integer", "float"}}
+    families["float"] = families["integer"]
+    families["boolean"] = {"boolean"}
+    if oinfo.type not in families[key_type] | {"unknown"}:
+        raise refuse(
+            on,
+            f"{oname[:40]} ({oinfo.type}) cannot be matched with the {key_type} key "
+            f"{table.name}.{table.key}",
+            f"Join a {key_type} column, or convert it with TRY_CAST in a CTE first.",
+            reason="join_not_allowed",
+        )
+    cond = f"{_q(oalias)}.{_q(oname)} = {_q(jalias.lower())}.{_q(mine[0][1])}"
+    return cond, jrel
+
+
 def _from_clause(ctx: _Context, select: exp.Select) -> tuple[str, _Scope, _Relation]:
     src = select.args.get("from_")
     if src is None:
         raise refuse(select, "the query has no FROM", "Select FROM a granted dataset.")
     sql, alias, rel = _from_item(ctx, src.this)
+    if rel.lookup is not None:
+        raise refuse(
+            src.this,
+            f"the lookup table {rel.lookup.name!r} cannot be queried on its own",
+            f"Select FROM a granted dataset and JOIN {rel.lookup.name} l ON <column> = "
+            f"l.{rel.lookup.key}.",
+            reason="lookup_not_allowed",
+        )
     scope = _Scope({alias.lower(): rel}, [alias.lower()])
     bound = rel.bound
     datasets = set(rel.datasets)
@@ -420,12 +565,21 @@ def _from_clause(ctx: _Context, select: exp.Select) -> tuple[str, _Scope, _Relat
             raise refuse(
                 join,
                 f"{(side + ' ' + kind).strip() or 'this'} join is not allowed",
-                "Use [LEFT] JOIN … ON a.pid = b.pid: joins on the person pseudonym only.",
+                "Use [LEFT] JOIN … ON a.pid = b.pid (datasets, on the person pseudonym) or "
+                "[LEFT] JOIN <lookup> l ON <column> = l.<key> (public lookup tables).",
                 reason="join_not_allowed",
             )
         jsql, jalias, jrel = _from_item(ctx, join.this)
         if jalias.lower() in scope.by_alias:
             raise refuse(join, f"alias {jalias!r} is used twice", "Give each table its own alias.")
+        if jrel.lookup is not None:
+            cond, jrel = _lookup_join(join, scope, jalias, jrel.lookup, nullable=side == "LEFT")
+            sql += f" {side + ' ' if side else ''}JOIN {jsql} ON {cond}"
+            scope.by_alias[jalias.lower()] = jrel
+            scope.order.append(jalias.lower())
+            # The key is unique (checked when the policy is loaded), so each row matches at
+            # most one lookup row: the rows per person, and so every sensitivity, are unchanged.
+            continue
         using = join.args.get("using")
         on = join.args.get("on")
         if using:
@@ -1016,19 +1170,30 @@ def _agg(node: exp.Expression, check: _Expr, rel: _Relation, name: str) -> Aggre
     )
 
 
-def validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQuery:
-    """Check the parsed statement against the allow-list and the grant; restate it over views."""
+def validate(
+    parsed: Parsed,
+    granted: dict[str, GrantedDataset],
+    lookups: dict[str, LookupTable] | None = None,
+) -> ValidatedQuery:
+    """Check the parsed statement against the allow-list and the grant; restate it over views.
+
+    `lookups` are the public lookup tables from policy (any project may join them).
+    """
     token = _SOURCE.set(parsed.sql)
     try:
-        return _validate(parsed, granted)
+        return _validate(parsed, granted, lookups or {})
     finally:
         _SOURCE.reset(token)
 
 
-def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQuery:
+def _validate(
+    parsed: Parsed, granted: dict[str, GrantedDataset], lookups: dict[str, LookupTable]
+) -> ValidatedQuery:
     select = parsed.tree
     assert isinstance(select, exp.Select)
-    ctx = _Context({k.lower(): v for k, v in granted.items()})
+    ctx = _Context(
+        {k.lower(): v for k, v in granted.items()}, {k.lower(): v for k, v in lookups.items()}
+    )
     _check_args(select, _TOP_ARGS, "in the final SELECT")
     with_ = select.args.get("with_")
     if with_ is not None:
@@ -1041,7 +1206,11 @@ def _validate(parsed: Parsed, granted: dict[str, GrantedDataset]) -> ValidatedQu
             )
         for cte in with_.expressions:
             name = _check_name(cte, _ident(cte.args.get("alias")), "CTE")
-            if name.lower() in ctx.ctes or name.lower() in ctx.granted:
+            if (
+                name.lower() in ctx.ctes
+                or name.lower() in ctx.granted
+                or name.lower() in ctx.lookups
+            ):
                 raise refuse(cte, f"CTE name {name!r} is already taken", "Choose another name.")
             if cte.args.get("materialized") is not None:
                 raise refuse(cte, "MATERIALIZED CTEs are not allowed", "Drop MATERIALIZED.")

@@ -22,7 +22,7 @@ from tre.api.state import Services
 from tre.audit import user_actor
 from tre.errors import Forbidden
 from tre.query.execute import Worker
-from tre.query.service import QueryService
+from tre.query.service import QueryService, QuerySettings
 from tre.query.store import DatabaseAnswerCache, DatabaseAudit, DatabaseLedger
 from tre.wire._base import WireIn
 from tre.wire.grant import Grant
@@ -81,6 +81,7 @@ def _context(who: Caller, svc: Services, request: Request, at: Any) -> tuple[Que
         DatabaseAudit(svc.db, actor, svc.clock),
         worker=_worker(request.app),
         cache=DatabaseAnswerCache(svc.db),
+        settings=QuerySettings(lookup_dir=str(svc.settings.policy_dir / "lookups")),
     )
     return service, grant
 
