@@ -9,6 +9,7 @@ its column's type, at most `MAX_LOOKUP_ROWS` rows; errors name the file and the 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tre.catalog.policy import PolicyError, _display, _UniqueKeyLoader
+
+log = logging.getLogger("tre.catalog.lookups")
 
 MAX_LOOKUP_ROWS = 10_000
 MAX_LOOKUP_TEXT = 200
@@ -179,18 +182,28 @@ def load_lookup(path: str | Path) -> LookupTable:
 _CACHE: dict[str, tuple[tuple[tuple[str, int, int], ...], dict[str, LookupTable]]] = {}
 
 
-def load_lookups(folder: str | Path) -> dict[str, LookupTable]:
+def load_lookups(folder: str | Path, *, skip_invalid: bool = False) -> dict[str, LookupTable]:
     """Every lookup table in `folder` (`*.yaml`), by name; {} when the folder does not exist.
 
     Re-read only when a file changes (name, size or modification time), so a service may call
-    this per query.
+    this per query. `skip_invalid` (the query service): a file that fails validation is logged
+    (file, row and problem; never a value) and left out, so one bad file does not stop every
+    query; without it the first bad file raises `PolicyError`.
     """
     d = Path(folder)
     paths = sorted(d.glob("*.yaml")) if d.is_dir() else []
     stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
-    hit = _CACHE.get(str(d))
+    key = f"{d}|{skip_invalid}"
+    hit = _CACHE.get(key)
     if hit is not None and hit[0] == stamp:
         return dict(hit[1])
-    tables = {p.stem: load_lookup(p) for p in paths}
-    _CACHE[str(d)] = (stamp, tables)
+    tables: dict[str, LookupTable] = {}
+    for p in paths:
+        try:
+            tables[p.stem] = load_lookup(p)
+        except PolicyError as exc:
+            if not skip_invalid:
+                raise
+            log.error("lookup table left out: %s", exc)
+    _CACHE[key] = (stamp, tables)
     return dict(tables)

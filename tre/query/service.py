@@ -432,7 +432,7 @@ class QueryService:
 
     def lookups(self) -> dict[str, LookupTable]:
         """The public lookup tables any project may join (re-read when a file changes)."""
-        return load_lookups(self.settings.lookup_dir or DEFAULT_LOOKUP_DIR)
+        return load_lookups(self.settings.lookup_dir or DEFAULT_LOOKUP_DIR, skip_invalid=True)
 
     def explain(
         self,

@@ -16,6 +16,7 @@ import pytest
 from tests.query_support import CHAPTERS, FixtureCatalog, grant
 from tre.catalog.lookups import MAX_LOOKUP_ROWS, load_lookup, load_lookups, parse_lookup
 from tre.catalog.policy import PolicyError
+from tre.query.errors import QueryRefused
 from tre.query.model import PublicKeys
 from tre.query.service import DEFAULT_LOOKUP_DIR, QueryService, QuerySettings
 
@@ -275,3 +276,26 @@ def test_sdc_mode_answers_lookup_joins_like_the_renamed_query(service: QueryServ
     assert dict(by_title.rows) == want
     assert by_title.withheld == by_chapter.withheld
     assert not any("lookup:" in line for line in by_title.plan)
+
+
+def test_a_bad_lookup_file_is_left_out_by_the_service_not_every_query(
+    tmp_path: Path, query_catalog: FixtureCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "good.yaml").write_text(
+        "name: good\ndescription: d\nkey: k\ncolumns: {k: {type: string}, v: {type: string}}\n"
+        "rows: [[F, a], [M, b]]\n"
+    )
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ndescription: d\nkey: k\ncolumns: {k: {type: string}, v: {type: string}}\n"
+        "rows: [[F, secret], [F, other]]\n"
+    )
+    with pytest.raises(PolicyError, match="row 2: key k repeats row 1"):
+        load_lookups(tmp_path)
+    svc = QueryService(query_catalog, None, None, QuerySettings(lookup_dir=str(tmp_path)))
+    try:
+        assert set(svc.lookups()) == {"good"}
+        assert "bad.yaml" in caplog.text and "secret" not in caplog.text
+        with pytest.raises(QueryRefused, match="no granted dataset or CTE named 'bad'"):
+            svc.prepare("SELECT COUNT(*) FROM health h JOIN bad b ON h.sex = b.k", G, rho=0.5)
+    finally:
+        svc.close()
