@@ -85,6 +85,16 @@ ATTACKS = {
         "SELECT COUNT(*) FROM health h JOIN __tre_l0 c ON h.diagnosis_chapter = c.chapter",
         "",
     ),
+    "on a column the policy forbids grouping by": (
+        f"SELECT c.title, COUNT(*) FROM health h {J} ON h.procedure_code = c.chapter "
+        "GROUP BY c.title",
+        "group_by to forbidden",
+    ),
+    "on a forbidden column through a CTE": (
+        "WITH t AS (SELECT pid, upper(procedure_code) AS p FROM health) "
+        f"SELECT COUNT(*) FROM t {J} ON t.p = c.chapter",
+        "group_by to forbidden",
+    ),
     "type mismatch": (
         f"SELECT COUNT(*) FROM health h {J} ON h.length_of_stay = c.chapter",
         "cannot be matched",

@@ -520,6 +520,18 @@ def _lookup_join(
             hint,
             reason="identifier_misuse",
         )
+    forbidden = sorted(b.key for b in oinfo.bases if b.group_by == "forbidden")
+    if forbidden:
+        # The lookup's columns are public group keys: joined on a column the policy forbids
+        # grouping by, they would group by (a function of) that column.
+        base = next(b for b in oinfo.bases if b.key == forbidden[0])
+        raise refuse(
+            on,
+            f"a lookup table cannot be joined on {oname[:40]}: the policy of {base.dataset} sets "
+            f"columns.{base.name}.group_by to forbidden",
+            "Join lookups on columns that may be grouped by.",
+            reason="group_by_forbidden",
+        )
     key_type = dict(table.columns)[table.key]
     families = {"string": {"string", "category"}, "integer": {"integer", "float"}}
     families["float"] = families["integer"]
