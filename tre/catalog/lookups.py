@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tre.catalog.policy import PolicyError, _display, _UniqueKeyLoader
+from tre.catalog.policy import PolicyError, _display, read_policy_yaml
 
 log = logging.getLogger("tre.catalog.lookups")
 
@@ -158,16 +157,7 @@ def load_lookup(path: str | Path) -> LookupTable:
     """Read and validate one lookup file; its `name` must equal the file name."""
     p = Path(path)
     shown = _display(p)
-    try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise PolicyError(shown, "", f"{where}invalid YAML", hint="Fix the YAML syntax.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(
-            shown, "", f"cannot read the lookup file ({type(exc).__name__})"
-        ) from None
+    data = read_policy_yaml(p, shown, "lookup", "Write policies/lookups/<name>.yaml first.")
     table = parse_lookup(data, shown)
     if table.name != p.stem:
         raise PolicyError(

@@ -601,22 +601,19 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_policy(path: str | Path) -> DatasetPolicy:
-    """Read and validate a dataset policy YAML file."""
-    p = Path(path)
-    shown = _display(p)
+def read_policy_yaml(p: Path, shown: str, kind: str, missing_hint: str) -> Any:
+    """The YAML document of a policy file (duplicate keys refused); every failure is a
+    PolicyError naming the file, and the line and column where YAML says so."""
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PolicyError(
-            shown, "", "no such policy file", hint="Write policies/datasets/<name>.yaml first."
-        ) from None
+        raise PolicyError(shown, "", f"no such {kind} file", hint=missing_hint) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(
-            shown, "", f"cannot read the policy file ({type(exc).__name__})"
+            shown, "", f"cannot read the {kind} file ({type(exc).__name__})"
         ) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -624,6 +621,13 @@ def load_policy(path: str | Path) -> DatasetPolicy:
         raise PolicyError(shown, "", f"{where}: {problem}", hint="Fix the YAML syntax.") from None
     except yaml.YAMLError:
         raise PolicyError(shown, "", "invalid YAML", hint="Fix the YAML syntax.") from None
+
+
+def load_policy(path: str | Path) -> DatasetPolicy:
+    """Read and validate a dataset policy YAML file."""
+    p = Path(path)
+    shown = _display(p)
+    data = read_policy_yaml(p, shown, "policy", "Write policies/datasets/<name>.yaml first.")
     policy = parse_policy(data, shown)
     if policy.name != p.stem:
         raise PolicyError(
