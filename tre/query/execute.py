@@ -223,9 +223,9 @@ SPARE_WAIT_SECONDS = 2.0
 
 
 class _Spares:
-    """One fresh, never-used database made ahead of time and already locked down for the views
-    of the last query (the next query usually reads the same ones), so that a query's critical
-    path is its statements only.
+    """One fresh, never-used database made ahead of time: locked down for the views of the last
+    query when no current database serves them (e.g. after a failure), otherwise left open for
+    whichever views come next, so that a query's critical path is (nearly) its statements only.
 
     Opening a DuckDB database costs ~15 ms of CPU (holding the GIL) and its views and lock-down
     2–6 ms. The helper thread builds the next spare once an answer has left; a query that
@@ -279,7 +279,6 @@ class _Spares:
         job's views, a spare to close after the query or None)."""
         stale = None
         with self._cv:
-            self._views = job.views
             spare = None
             if job.limits == self.limits:
                 deadline = time.monotonic() + SPARE_WAIT_SECONDS
@@ -298,9 +297,11 @@ class _Spares:
             stale = con
         return fresh_connection(job.limits), False, stale
 
-    def refill(self) -> None:
-        """Start building the next spare (called once an answer has left)."""
+    def refill(self, views: tuple[ViewSpec, ...] | None) -> None:
+        """Start building the next spare, locked down for `views` (None: left open for any
+        views), once an answer has left."""
         with self._cv:
+            self._views = views
             self._want = True
             self._cv.notify_all()
 
@@ -394,7 +395,8 @@ def _worker_main(conn: Connection, address_space: int, limits: Limits) -> None:
             if job is None:
                 return
             used: list[Any] = []  # closed after the answer has left: 3–17 ms each
-            refill = False
+            took_spare = False
+            con = None
             try:
                 cursor = current.connection_for(job)
                 if cursor is not None:
@@ -404,19 +406,20 @@ def _worker_main(conn: Connection, address_space: int, limits: Limits) -> None:
                         used.append(current.drop())
                 else:
                     con, locked, stale = spares.take(job)
-                    refill = True
-                    used += [c for c in (stale,) if c is not None]
+                    took_spare = True
+                    used.append(stale)
                     outcome = execute_on(job, con, locked=locked)
-                    if outcome.error_class is None:
-                        used.append(current.replace(con, job))
-                    else:
-                        used.append(con)
+                    failed = outcome.error_class is not None
+                    used.append(con if failed else current.replace(con, job))
+                    con = None  # handed over: closed from `used`, or kept as the current one
             except BaseException as exc:
                 outcome = Outcome(error_class=type(exc).__name__)
-                used.append(current.drop())
+                used += [con, current.drop()]
             conn.send(outcome)
-            if refill:
-                spares.refill()
+            if took_spare:
+                # While the current database serves these views, a spare locked down for them
+                # would go unused: leave it open for the next view set instead.
+                spares.refill(None if current.views == job.views else job.views)
             for c in used:
                 if c is not None:
                     with contextlib.suppress(Exception):
