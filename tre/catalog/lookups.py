@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tre.catalog.policy import PolicyError, _display, read_policy_yaml
+from tre.catalog.policy import PolicyError, _display, check_file_name, read_policy_yaml
 
 log = logging.getLogger("tre.catalog.lookups")
 
@@ -159,13 +159,7 @@ def load_lookup(path: str | Path) -> LookupTable:
     shown = _display(p)
     data = read_policy_yaml(p, shown, "lookup", "Write policies/lookups/<name>.yaml first.")
     table = parse_lookup(data, shown)
-    if table.name != p.stem:
-        raise PolicyError(
-            shown,
-            "name",
-            f"the lookup name {table.name!r} differs from the file name {p.stem!r}",
-            hint=f"Rename the file to {table.name}.yaml or set `name: {p.stem}`.",
-        )
+    check_file_name(p, shown, "lookup", table.name)
     return table
 
 

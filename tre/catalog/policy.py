@@ -623,19 +623,24 @@ def read_policy_yaml(p: Path, shown: str, kind: str, missing_hint: str) -> Any:
         raise PolicyError(shown, "", "invalid YAML", hint="Fix the YAML syntax.") from None
 
 
+def check_file_name(p: Path, shown: str, kind: str, name: str) -> None:
+    """A policy or lookup file must be named after what it defines (`<name>.yaml`)."""
+    if name != p.stem:
+        raise PolicyError(
+            shown,
+            "name",
+            f"the {kind} name {name!r} differs from the file name {p.stem!r}",
+            hint=f"Rename the file to {name}.yaml or set `name: {p.stem}`.",
+        )
+
+
 def load_policy(path: str | Path) -> DatasetPolicy:
     """Read and validate a dataset policy YAML file."""
     p = Path(path)
     shown = _display(p)
     data = read_policy_yaml(p, shown, "policy", "Write policies/datasets/<name>.yaml first.")
     policy = parse_policy(data, shown)
-    if policy.name != p.stem:
-        raise PolicyError(
-            shown,
-            "name",
-            f"the dataset name {policy.name!r} differs from the file name {p.stem!r}",
-            hint=f"Rename the file to {policy.name}.yaml or set `name: {p.stem}`.",
-        )
+    check_file_name(p, shown, "dataset", policy.name)
     return policy
 
 
