@@ -15,16 +15,18 @@ T0 = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
 
 
 def ledger_worker(
-    url: str, worker: int, attempts: int, barrier: Any, out: Any
+    url: str, worker: int, attempts: int, barrier: Any, out: Any, alone: bool = False
 ) -> None:  # pragma: no cover - runs in a child process
     """One process of the concurrency test: reserve, then commit part of it or release.
 
     Each attempt is its own transaction, as in the API; amounts are deterministic per worker.
+    `alone`: through `Ledger.*_alone` (one statement each on PostgreSQL, as the API does)
+    rather than the session methods in `db.transaction()`.
     Reports (reserved ok, refused, committed units per dataset) through the queue `out`, or
     ("error", traceback) so that the test fails at once with the child's error.
     """
     try:
-        out.put(_reserve_many(url, worker, attempts, barrier))
+        out.put(_reserve_many(url, worker, attempts, barrier, alone))
     except BaseException:
         import traceback
 
@@ -32,7 +34,7 @@ def ledger_worker(
 
 
 def _reserve_many(
-    url: str, worker: int, attempts: int, barrier: Any
+    url: str, worker: int, attempts: int, barrier: Any, alone: bool
 ) -> tuple[int, int, dict[str, int]]:  # pragma: no cover - runs in a child process
     db = Database.from_url(url)
     ledger = Ledger()
@@ -46,24 +48,33 @@ def _reserve_many(
             charges = {"health": Budget(rho=amount, delta=Decimal("1e-8"))}
             if i % 3 == 0:
                 charges["education"] = Budget(rho=amount / 2)
+            actor = f"user:{100 + worker}"
             try:
-                with db.transaction() as s:
-                    rid = ledger.reserve(s, project, charges, actor=f"user:{100 + worker}", now=T0)
+                if alone:
+                    rid = ledger.reserve_alone(db, project, charges, actor=actor, now=T0).id
+                else:
+                    with db.transaction() as s:
+                        rid = ledger.reserve(s, project, charges, actor=actor, now=T0)
             except Conflict:
                 refused += 1
                 continue
             ok += 1
-            with db.transaction() as s:
-                if i % 5 == 4:
-                    ledger.release(s, rid, actor=f"user:{100 + worker}", now=T0)
-                    continue
-                # The actual cost is at most what was reserved: here 9/10 of it, rounded up.
-                actual = {
-                    d: Budget.ceil(b.rho * Decimal("0.9"), b.delta) for d, b in charges.items()
-                }
-                ledger.commit(s, rid, actual=actual, actor=f"user:{100 + worker}", now=T0)
-                for d, b in actual.items():
-                    committed[d] = committed.get(d, 0) + b.units[0]
+            if i % 5 == 4:
+                if alone:
+                    ledger.release_alone(db, rid, actor=actor, now=T0)
+                else:
+                    with db.transaction() as s:
+                        ledger.release(s, rid, actor=actor, now=T0)
+                continue
+            # The actual cost is at most what was reserved: here 9/10 of it, rounded up.
+            actual = {d: Budget.ceil(b.rho * Decimal("0.9"), b.delta) for d, b in charges.items()}
+            if alone:
+                ledger.commit_alone(db, rid, actual=actual, actor=actor, now=T0)
+            else:
+                with db.transaction() as s:
+                    ledger.commit(s, rid, actual=actual, actor=actor, now=T0)
+            for d, b in actual.items():
+                committed[d] = committed.get(d, 0) + b.units[0]
     finally:
         db.dispose()
     return ok, refused, committed

@@ -10,6 +10,7 @@ import multiprocessing as mp
 from datetime import date
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from tests.ledger_support import T0, ledger_worker
@@ -48,14 +49,17 @@ def _setup(db: Database) -> None:
                 )
 
 
-def test_simultaneous_reservations_from_several_processes_never_overspend(db_url: str) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["transaction", "one_statement"])
+def test_simultaneous_reservations_from_several_processes_never_overspend(
+    db_url: str, alone: bool
+) -> None:
     db = Database.from_url(db_url)
     _setup(db)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=ledger_worker, args=(db_url, w, ATTEMPTS, barrier, out))
+        ctx.Process(target=ledger_worker, args=(db_url, w, ATTEMPTS, barrier, out, alone))
         for w in range(PROCESSES)
     ]
     for p in procs:

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
-
 from tre.api.state import Clock
 from tre.db import Database
 from tre.privacy.ledger import Ledger, ReservationView
@@ -39,44 +37,48 @@ class LedgerGateway:
         ttl: timedelta | None = None,
     ) -> str:
         """Hold `charges` on the project's allowances and the datasets' caps, or refuse."""
-        with self.db.transaction() as s:
-            return self.reserve_in(s, project_id, charges, purpose=purpose, ttl=ttl).id
+        return self.reserve_view(project_id, charges, purpose=purpose, ttl=ttl).id
 
     def commit(self, reservation_id: str, actual: Mapping[str, Budget] | None = None) -> None:
         """Spend a reservation (the actual cost, at most what was reserved)."""
-        with self.db.transaction() as s:
-            self.commit_in(s, reservation_id, actual)
+        self.commit_view(reservation_id, actual)
 
     def release(self, reservation_id: str) -> None:
         """Give a reservation back unspent."""
-        with self.db.transaction() as s:
-            self.release_in(s, reservation_id)
+        self.release_view(reservation_id)
 
-    # The same operations inside a caller's transaction, returning the reservation as the
-    # ledger stored it: no read-back, so nothing more runs while the audit chain lock is held.
+    # The same operations returning the reservation as the ledger stored it (no read-back).
+    # Each is one statement on PostgreSQL (see Ledger.reserve_alone).
 
-    def reserve_in(
+    def reserve_view(
         self,
-        s: Session,
         project_id: int,
         charges: Mapping[str, Budget],
         *,
         purpose: str | None,
         ttl: timedelta | None = None,
     ) -> ReservationView:
-        """`reserve` in the caller's transaction."""
-        return self.ledger.reserve_view(
-            s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose, ttl=ttl
+        """`reserve`, returning the reservation."""
+        return self.ledger.reserve_alone(
+            self.db,
+            project_id,
+            charges,
+            actor=self.actor,
+            now=self.clock(),
+            purpose=purpose,
+            ttl=ttl,
         )
 
-    def commit_in(
-        self, s: Session, reservation_id: str, actual: Mapping[str, Budget] | None = None
+    def commit_view(
+        self, reservation_id: str, actual: Mapping[str, Budget] | None = None
     ) -> ReservationView:
-        """`commit` in the caller's transaction."""
-        return self.ledger.commit_view(
-            s, reservation_id, actor=self.actor, now=self.clock(), actual=actual
+        """`commit`, returning the reservation."""
+        return self.ledger.commit_alone(
+            self.db, reservation_id, actor=self.actor, now=self.clock(), actual=actual
         )
 
-    def release_in(self, s: Session, reservation_id: str) -> ReservationView:
-        """`release` in the caller's transaction."""
-        return self.ledger.release_view(s, reservation_id, actor=self.actor, now=self.clock())
+    def release_view(self, reservation_id: str) -> ReservationView:
+        """`release`, returning the reservation."""
+        return self.ledger.release_alone(
+            self.db, reservation_id, actor=self.actor, now=self.clock()
+        )

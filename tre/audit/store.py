@@ -210,6 +210,74 @@ class ChainLockRead:
         return (int(first.seq), str(first.hash)), read
 
 
+@dataclass(frozen=True)
+class ChainEntry:
+    """An event ready to be appended, without its place in the chain (seq and prev_hash).
+
+    `head` and `tail` are the UTF-8 bytes of the event's canonical JSON (as `event_hash`
+    hashes it) before the previous hash and after the seq, so that its hash is
+    `sha256(head ‖ prev_hash ‖ '","seq":' ‖ seq ‖ tail)`: it can be computed wherever the chain
+    head is locked, by `record()` here or inside PostgreSQL by `tre_audit_append` (migration
+    0004), which the ledger's one-statement operations call, so no Python runs while they
+    hold the chain lock. The chain and `verify()` are the same either way.
+    """
+
+    occurred_at: str
+    event_type: str
+    schema_version: int
+    actor: str
+    payload: str  # canonical JSON
+    head: bytes
+    tail: bytes
+
+    def hash(self, seq: int, prev_hash: str) -> str:
+        """The event's hash at `seq`, after the event whose hash is `prev_hash`."""
+        link = f'{prev_hash}","seq":{seq}'.encode()
+        return hashlib.sha256(self.head + link + self.tail).hexdigest()
+
+    def sql_args(self) -> dict[str, Any]:
+        """The `x_audit_*` parameters of a server-side append (see tre.privacy.ledger)."""
+        return {
+            "x_audit_time": self.occurred_at,
+            "x_audit_type": self.event_type,
+            "x_audit_version": self.schema_version,
+            "x_audit_actor": self.actor,
+            "x_audit_payload": self.payload,
+            "x_audit_head": self.head,
+            "x_audit_tail": self.tail,
+        }
+
+
+def chain_entry(event: AuditEvent, *, actor: str, now: datetime) -> ChainEntry:
+    """`event` by `actor` at `now`, checked and serialised for the chain (see ChainEntry)."""
+    if not _ACTOR.match(actor):
+        raise InvalidInput(
+            f"audit actor {actor!r} is not user:<id> or system[:<name>]",
+            reason="bad_audit_actor",
+            hint="Use tre.audit.user_actor(user_id) or 'system:<component>'.",
+        )
+    if (event.event_type, event.schema_version) not in EVENT_TYPES:
+        raise InvalidInput(f"unregistered audit event type {event.event_type!r}")
+    occurred_at = format_time(now)
+    payload = canonical_json(json.loads(canonical_json(event.model_dump(mode="json"))))
+    # The keys of event_hash's document in canonical (sorted) order: actor, payload,
+    # prev_hash | seq, time, type, version.
+    head = f'{{"actor":{canonical_json(actor)},"payload":{payload},"prev_hash":"'
+    tail = (
+        f',"time":{canonical_json(occurred_at)},"type":{canonical_json(event.event_type)}'
+        f',"version":{canonical_json(event.schema_version)}}}'
+    )
+    return ChainEntry(
+        occurred_at=occurred_at,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        actor=actor,
+        payload=payload,
+        head=head.encode("utf-8"),
+        tail=tail.encode("utf-8"),
+    )
+
+
 def record(
     session: Session,
     event: AuditEvent,
@@ -224,14 +292,7 @@ def record(
     since: it saves a round trip under the lock. A stale `head` cannot fork the chain: the
     event's seq would collide with the one recorded since, and the insert fails.
     """
-    if not _ACTOR.match(actor):
-        raise InvalidInput(
-            f"audit actor {actor!r} is not user:<id> or system[:<name>]",
-            reason="bad_audit_actor",
-            hint="Use tre.audit.user_actor(user_id) or 'system:<component>'.",
-        )
-    if (event.event_type, event.schema_version) not in EVENT_TYPES:
-        raise InvalidInput(f"unregistered audit event type {event.event_type!r}")
+    entry = chain_entry(event, actor=actor, now=now)
     if head is None:
         # One statement locks the head (if this transaction does not hold it yet), takes the
         # next seq and returns the previous hash (RETURNING gives the row as updated; the hash
@@ -242,26 +303,15 @@ def record(
         seq, head_hash = int(bumped.seq), str(bumped.hash)
     else:
         seq, head_hash = head[0] + 1, head[1]
-    occurred_at = format_time(now)
-    payload = json.loads(canonical_json(event.model_dump(mode="json")))
-    digest = event_hash(
-        seq=seq,
-        occurred_at=occurred_at,
-        event_type=event.event_type,
-        schema_version=event.schema_version,
-        actor=actor,
-        payload=payload,
-        prev_hash=head_hash,
-    )
     row = {
         "x_seq": seq,
-        "x_occurred_at": occurred_at,
-        "x_event_type": event.event_type,
-        "x_schema_version": event.schema_version,
-        "x_actor": actor,
-        "x_payload": canonical_json(payload),
+        "x_occurred_at": entry.occurred_at,
+        "x_event_type": entry.event_type,
+        "x_schema_version": entry.schema_version,
+        "x_actor": entry.actor,
+        "x_payload": entry.payload,
         "x_prev_hash": head_hash,
-        "x_hash": digest,
+        "x_hash": entry.hash(seq, head_hash),
     }
     if is_sqlite(session):
         session.execute(_INSERT, row)

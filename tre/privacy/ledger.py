@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tre.audit import ChainLockRead, lock_chain, record
+from tre.audit import ChainLockRead, chain_entry, lock_chain, record
 from tre.audit.events import (
     AllowanceOpened,
     AllowancesClosed,
@@ -48,7 +48,7 @@ from tre.audit.events import (
     BudgetReserved,
     DatasetCapSet,
 )
-from tre.db import Base, UTCDateTime, is_sqlite
+from tre.db import Base, Database, UTCDateTime, is_sqlite
 from tre.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tre.wire.grant import Budget
 
@@ -334,6 +334,75 @@ def _charges(amounts: Mapping[str, tuple[int, int]]) -> tuple[BudgetCharge, ...]
 
 
 @dataclass(frozen=True)
+class _Planned:
+    """A reservation about to be made: its id, amounts and times, checked."""
+
+    id: str
+    project_id: int
+    units: dict[str, tuple[int, int]]  # dataset → (ρ, δ) units, in dataset order
+    now: datetime
+    expires_at: datetime
+    purpose: str | None
+
+    def event(self) -> BudgetReserved:
+        return BudgetReserved(
+            reservation_id=self.id,
+            project_id=self.project_id,
+            charges=_charges(self.units),
+            expires_at=self.expires_at,
+            purpose=self.purpose,
+        )
+
+    def view(self) -> ReservationView:
+        return ReservationView(
+            id=self.id,
+            project_id=self.project_id,
+            state=ReservationState.RESERVED,
+            reserved={ds: Budget.from_units(*u) for ds, u in self.units.items()},
+            committed=None,
+            created_at=self.now,
+            expires_at=self.expires_at,
+            settled_at=None,
+        )
+
+
+# PostgreSQL's one-statement operations (migration 0004). They refuse with SQLSTATEs of
+# class TL: TL001 expired reservations must be swept first (take the transaction path),
+# TL002 / TL003 an allowance / the cap cannot hold the amount on the dataset named in the
+# message, TL004 the reservation is no longer open.
+_AUDIT_PARAMS = (
+    "CAST(:x_audit_time AS text), CAST(:x_audit_type AS text), "
+    "CAST(:x_audit_version AS integer), CAST(:x_audit_actor AS text), "
+    "CAST(:x_audit_payload AS text), CAST(:x_audit_head AS bytea), CAST(:x_audit_tail AS bytea)"
+)
+_RESERVE_CALL = sa.text(
+    "SELECT tre_ledger_reserve(CAST(:x_id AS text), CAST(:x_project AS integer), "
+    "CAST(:x_purpose AS text), CAST(:x_now AS timestamptz), CAST(:x_expires AS timestamptz), "
+    "CAST(:x_today AS date), CAST(:x_datasets AS text[]), CAST(:x_rhos AS bigint[]), "
+    f"CAST(:x_deltas AS bigint[]), {_AUDIT_PARAMS})"
+)
+_SETTLE_CALL = sa.text(
+    "SELECT tre_ledger_settle(CAST(:x_id AS text), CAST(:x_state AS text), "
+    "CAST(:x_project AS integer), CAST(:x_now AS timestamptz), CAST(:x_datasets AS text[]), "
+    "CAST(:x_rho_held AS bigint[]), CAST(:x_delta_held AS bigint[]), "
+    f"CAST(:x_rho_spent AS bigint[]), CAST(:x_delta_spent AS bigint[]), {_AUDIT_PARAMS})"
+)
+_SWEEP_FIRST, _NO_ALLOWANCE, _NO_CAP, _NOT_OPEN = "TL001", "TL002", "TL003", "TL004"
+_UNIQUE_VIOLATION = "23505"
+
+
+class _SweepFirst(Exception):
+    """Expired reservations are waiting to be released: take the transaction path."""
+
+
+def _refusal(error: sa.exc.DBAPIError) -> tuple[str | None, str]:
+    """The SQLSTATE of a failed statement and its message (for TL codes, a dataset or id)."""
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    return getattr(orig, "sqlstate", None), str(getattr(diag, "message_primary", "") or "")
+
+
+@dataclass(frozen=True)
 class Ledger:
     """The budget ledger; stateless apart from its settings, so one instance serves all."""
 
@@ -526,16 +595,8 @@ class Ledger:
         ttl: timedelta | None = None,
     ) -> ReservationView:
         """`reserve`, returning the reservation as stored (without reading it back)."""
-        if not charges:
-            raise InvalidInput("a reservation must name at least one dataset")
-        ttl = ttl or self.reservation_ttl
-        if ttl <= timedelta(0):
-            raise InvalidInput("reservation time-to-live must be positive")
-        now = now.astimezone(UTC)
-        datasets = sorted(charges)
-        units = {ds: charges[ds].units for ds in datasets}
-        rid = secrets.token_hex(16)
-        expires_at = now + ttl
+        plan = self._plan(project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl)
+        rid, now, expires_at, units = plan.id, plan.now, plan.expires_at, plan.units
         # Before the chain lock, only statements that wait for nobody: inserting a
         # reservation under a fresh random id (see "Concurrency" above).
         reservation = {
@@ -601,29 +662,207 @@ class Ledger:
                 self._refuse_allowance(session, project_id, ds, charges[ds], today)
             if cap_held != 1:
                 self._refuse_cap(session, ds, charges[ds])
-        record(
-            session,
-            BudgetReserved(
-                reservation_id=rid,
-                project_id=project_id,
-                charges=_charges(units),
-                expires_at=expires_at,
-                purpose=purpose,
-            ),
-            actor=actor,
-            now=now,
-            head=head,
-        )
-        return ReservationView(
-            id=rid,
+        record(session, plan.event(), actor=actor, now=now, head=head)
+        return plan.view()
+
+    def _plan(
+        self,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        actor: str,
+        now: datetime,
+        purpose: str | None,
+        ttl: timedelta | None,
+    ) -> _Planned:
+        """Check a reservation's request and give it a fresh random id."""
+        if not charges:
+            raise InvalidInput("a reservation must name at least one dataset")
+        ttl = ttl or self.reservation_ttl
+        if ttl <= timedelta(0):
+            raise InvalidInput("reservation time-to-live must be positive")
+        now = now.astimezone(UTC)
+        return _Planned(
+            id=secrets.token_hex(16),
             project_id=project_id,
-            state=ReservationState.RESERVED,
-            reserved={ds: Budget.from_units(*u) for ds, u in units.items()},
-            committed=None,
-            created_at=now,
-            expires_at=expires_at,
-            settled_at=None,
+            units={ds: charges[ds].units for ds in sorted(charges)},
+            now=now,
+            expires_at=now + ttl,
+            purpose=purpose,
         )
+
+    # --- each operation in a transaction of its own ---------------------------------------
+    # On PostgreSQL one statement (a server-side function, migration 0004) that takes the
+    # chain lock, does exactly what the session methods do, appends the audit event and
+    # commits: no client round trip while the lock is held, which is what bounds how many
+    # operations per second the ledger can take. On SQLite, and when expired reservations
+    # must be swept first, the session methods in a transaction.
+
+    def reserve_alone(
+        self,
+        db: Database,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        actor: str,
+        now: datetime,
+        purpose: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> ReservationView:
+        """`reserve_view` in a transaction of its own."""
+        if db.is_postgres:
+            plan = self._plan(project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl)
+            try:
+                return db.alone(lambda s: self._reserve_call(s, plan, charges, actor))
+            except _SweepFirst:
+                pass
+        with db.transaction() as s:
+            return self.reserve_view(
+                s, project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl
+            )
+
+    def commit_alone(
+        self,
+        db: Database,
+        reservation_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        actual: Mapping[str, Budget] | None = None,
+    ) -> ReservationView:
+        """`commit_view` in a transaction of its own."""
+        if db.is_postgres:
+            try:
+                return db.alone(
+                    lambda s: self._settle_call(
+                        s, reservation_id, ReservationState.COMMITTED, actor, now, actual
+                    )
+                )
+            except _SweepFirst:
+                pass
+        with db.transaction() as s:
+            return self.commit_view(s, reservation_id, actor=actor, now=now, actual=actual)
+
+    def release_alone(
+        self, db: Database, reservation_id: str, *, actor: str, now: datetime
+    ) -> ReservationView:
+        """`release_view` in a transaction of its own."""
+        if db.is_postgres:
+            try:
+                return db.alone(
+                    lambda s: self._settle_call(
+                        s, reservation_id, ReservationState.RELEASED, actor, now, None
+                    )
+                )
+            except _SweepFirst:
+                pass
+        with db.transaction() as s:
+            return self.release_view(s, reservation_id, actor=actor, now=now)
+
+    def _reserve_call(
+        self, session: Session, plan: _Planned, charges: Mapping[str, Budget], actor: str
+    ) -> ReservationView:
+        """`tre_ledger_reserve` (autocommit session); refusals explained as `reserve_view`."""
+        today = plan.now.date()
+        params = {
+            "x_id": plan.id,
+            "x_project": plan.project_id,
+            "x_purpose": plan.purpose,
+            "x_now": plan.now,
+            "x_expires": plan.expires_at,
+            "x_today": today,
+            "x_datasets": list(plan.units),
+            "x_rhos": [u[0] for u in plan.units.values()],
+            "x_deltas": [u[1] for u in plan.units.values()],
+            **chain_entry(plan.event(), actor=actor, now=plan.now).sql_args(),
+        }
+        try:
+            session.execute(_RESERVE_CALL, params)
+        except sa.exc.DBAPIError as e:
+            code, detail = _refusal(e)
+            if code == _SWEEP_FIRST:
+                raise _SweepFirst from None
+            if code == _NO_ALLOWANCE and detail in charges:
+                self._refuse_allowance(session, plan.project_id, detail, charges[detail], today)
+            if code == _NO_CAP and detail in charges:
+                self._refuse_cap(session, detail, charges[detail])
+            if code == _UNIQUE_VIOLATION and self._exists(session, plan.id):
+                # A second run (Database.alone) of a call whose reply was lost with its
+                # connection: the id is fresh and random, so the first run made it.
+                return plan.view()
+            raise
+        return plan.view()
+
+    def _settle_call(
+        self,
+        session: Session,
+        reservation_id: str,
+        state: ReservationState,
+        actor: str,
+        now: datetime,
+        actual: Mapping[str, Budget] | None,
+    ) -> ReservationView:
+        """`tre_ledger_settle` (autocommit session): a commit or release of an open
+        reservation, explained as `commit_view` / `release_view` when it is refused."""
+        now = now.astimezone(UTC)
+        res, items = self._open_reservation(session, reservation_id, now)
+        datasets = sorted(items)
+        event: BudgetCommitted | BudgetReleased
+        if state == ReservationState.COMMITTED:
+            spent = self._spent(reservation_id, items, actual)
+            event = BudgetCommitted(
+                reservation_id=reservation_id,
+                project_id=res.project_id,
+                charges=_charges(spent),
+            )
+        else:
+            spent = {ds: (0, 0) for ds in datasets}
+            event = BudgetReleased(
+                reservation_id=reservation_id,
+                project_id=res.project_id,
+                charges=_charges(items),
+                cause="released",
+            )
+        params = {
+            "x_id": reservation_id,
+            "x_state": state.value,
+            "x_project": res.project_id,
+            "x_now": now,
+            "x_datasets": datasets,
+            "x_rho_held": [items[ds][0] for ds in datasets],
+            "x_delta_held": [items[ds][1] for ds in datasets],
+            "x_rho_spent": [spent[ds][0] for ds in datasets],
+            "x_delta_spent": [spent[ds][1] for ds in datasets],
+            **chain_entry(event, actor=actor, now=now).sql_args(),
+        }
+        try:
+            session.execute(_SETTLE_CALL, params)
+        except sa.exc.DBAPIError as e:
+            code, _ = _refusal(e)
+            if code == _SWEEP_FIRST:
+                raise _SweepFirst from None
+            if code == _NOT_OPEN:
+                self._refuse_unsettled(session, reservation_id)
+            raise
+        return ReservationView(
+            id=reservation_id,
+            project_id=res.project_id,
+            state=state,
+            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
+            committed=(
+                {ds: Budget.from_units(*u) for ds, u in spent.items()}
+                if state == ReservationState.COMMITTED
+                else None
+            ),
+            created_at=res.created_at,
+            expires_at=res.expires_at,
+            settled_at=now,
+        )
+
+    @staticmethod
+    def _exists(session: Session, reservation_id: str) -> bool:
+        found = session.execute(sa.select(_res.c.id).where(_res.c.id == reservation_id))
+        return found.first() is not None
 
     def commit(
         self,
@@ -649,24 +888,7 @@ class Ledger:
         """`commit`, returning the reservation as stored (without reading it back)."""
         now = now.astimezone(UTC)
         res, items = self._open_reservation(session, reservation_id, now)
-        if actual is None:
-            spent = dict(items)
-        else:
-            unknown = sorted(set(actual) - set(items))
-            if unknown:
-                raise InvalidInput(
-                    f"reservation {reservation_id} holds no budget on {unknown}",
-                    hint="Commit only datasets that were reserved.",
-                )
-            spent = {ds: actual[ds].units if ds in actual else (0, 0) for ds in items}
-            for ds, (r, d) in spent.items():
-                if r > items[ds][0] or d > items[ds][1]:
-                    raise InvalidInput(
-                        f"actual cost {actual[ds]} on {ds!r} exceeds the reserved "
-                        f"{Budget.from_units(*items[ds])}",
-                        reason="cost_exceeds_reservation",
-                        hint="Reserve at least the full cost before running the query.",
-                    )
+        spent = self._spent(reservation_id, items, actual)
         datasets = sorted(items)
         # The reservation's own item rows, before the chain lock: only a commit of this same
         # reservation writes them, and it holds nothing else yet, so no one can wait in a cycle.
@@ -709,6 +931,32 @@ class Ledger:
             expires_at=res.expires_at,
             settled_at=now,
         )
+
+    @staticmethod
+    def _spent(
+        reservation_id: str,
+        items: Mapping[str, tuple[int, int]],
+        actual: Mapping[str, Budget] | None,
+    ) -> dict[str, tuple[int, int]]:
+        """What a commit spends per dataset: `actual` (default: as reserved), ≤ reserved."""
+        if actual is None:
+            return dict(items)
+        unknown = sorted(set(actual) - set(items))
+        if unknown:
+            raise InvalidInput(
+                f"reservation {reservation_id} holds no budget on {unknown}",
+                hint="Commit only datasets that were reserved.",
+            )
+        spent = {ds: actual[ds].units if ds in actual else (0, 0) for ds in items}
+        for ds, (r, d) in spent.items():
+            if r > items[ds][0] or d > items[ds][1]:
+                raise InvalidInput(
+                    f"actual cost {actual[ds]} on {ds!r} exceeds the reserved "
+                    f"{Budget.from_units(*items[ds])}",
+                    reason="cost_exceeds_reservation",
+                    hint="Reserve at least the full cost before running the query.",
+                )
+        return spent
 
     def release(self, session: Session, reservation_id: str, *, actor: str, now: datetime) -> None:
         """Give a reservation back unspent (the query failed or was not run)."""
@@ -952,8 +1200,11 @@ class Ledger:
         done = session.execute(
             _SETTLE, {"x_id": reservation_id, "x_state": state.value, "x_now": now}
         )
-        if _rowcount(done) == 1:
-            return
+        if _rowcount(done) != 1:
+            self._refuse_unsettled(session, reservation_id)
+
+    def _refuse_unsettled(self, session: Session, reservation_id: str) -> None:
+        """Raise why a reservation could not be settled (its state as of now)."""
         current = session.execute(
             sa.select(_res.c.state, _res.c.expires_at).where(_res.c.id == reservation_id)
         ).one()

@@ -66,10 +66,9 @@ async def reserve(body: ReservationIn, who: CallerBearer, svc: Svc, at: Now) -> 
 
     def work() -> ReservationView:
         actor = _admin(svc, who, at)
-        with svc.db.transaction() as s:
-            return _gateway(svc, actor).reserve_in(
-                s, body.project_id, charges, purpose=body.purpose or "manual charge", ttl=ttl
-            )
+        return _gateway(svc, actor).reserve_view(
+            body.project_id, charges, purpose=body.purpose or "manual charge", ttl=ttl
+        )
 
     return _reply(await run_in_threadpool(work), 201)
 
@@ -97,8 +96,7 @@ async def commit(
 
     def work() -> ReservationView:
         actor = _admin(svc, who, at)
-        with svc.db.transaction() as s:
-            return _gateway(svc, actor).commit_in(s, reservation_id, actual)
+        return _gateway(svc, actor).commit_view(reservation_id, actual)
 
     return _reply(await run_in_threadpool(work))
 
@@ -109,7 +107,6 @@ async def release(reservation_id: ReservationId, who: CallerBearer, svc: Svc, at
 
     def work() -> ReservationView:
         actor = _admin(svc, who, at)
-        with svc.db.transaction() as s:
-            return _gateway(svc, actor).release_in(s, reservation_id)
+        return _gateway(svc, actor).release_view(reservation_id)
 
     return _reply(await run_in_threadpool(work))
