@@ -1,27 +1,34 @@
 """Benchmark: privacy-budget reservations per second through the API, 32 concurrent clients.
 
 For each database (SQLite file, PostgreSQL at 127.0.0.1:5432) it builds a fresh control
-plane with one active project whose allowance and dataset cap are smaller than the demand,
-starts a real `uvicorn` server on the app factory (several worker processes), and lets 32
-asyncio clients each loop: reserve a fixed amount (`POST /ledger/reservations`, the admin's
-audited manual charge, which goes through the same `LedgerGateway` the query path uses) and
-commit it. Refusals (`409 budget_exhausted` / `dataset_cap_exhausted`) are expected once the
-allowance runs out. Afterwards it checks, straight from the database, that nothing was
-overspent: committed ≤ allowance and ≤ cap, committed = successes × amount, nothing left
-reserved, the audit trail's committed sum equals the ledger's, and the audit chain verifies.
+plane with one dataset and two active projects, whose allowances (and the dataset's cap)
+are smaller than the demand, starts a real `uvicorn` server on the app factory (several
+worker processes), and drives it with 32 asyncio clients through the admin's audited
+manual-charge routes, which go through the same `LedgerGateway` the query path uses:
+
+1. **reserve**: each client loops `POST /ledger/reservations` (a fixed amount on the first
+   project) until the allowance refuses (`409 budget_exhausted`). Every reservation is real:
+   authenticated, held atomically against the allowance and the cap, audited; it stays
+   held. → reservations/s, p50/p99.
+2. **commit**: the clients commit every reservation made in phase 1
+   (`POST …/{id}/commit`). → commits/s.
+3. **cycle**: on the second project, each client loops reserve then commit, as a query does
+   (reserve before it runs, commit after) until that allowance runs out. → reserve+commit
+   cycles/s: the rate at which the ledger can admit queries.
+
+Afterwards it checks, straight from the database, that nothing was overspent: for each
+project committed ≤ allowance and, for the dataset, ≤ cap; committed = successes × amount;
+nothing left reserved; the audit trail's committed sum equals the ledger's; the audit chain
+verifies; no server errors.
 
 Then, unless `--ceiling-seconds 0`, the same server stack and client drive a bare route that
 runs one UPDATE in a tre write transaction: what this machine can do at best right now.
 
-Prints, honestly labelled: **reservations/s** (reserve requests answered 201 — a real
-reservation through the real API, with its authentication, ledger transaction and audit
-event — per second of the run, the commits running alongside), **cycles/s** (completed
-reserve + commit pairs per second), requests/s, p50/p99 latency of each call, CPU ms per
-request of the server (all uvicorn workers), of this client process and of the PostgreSQL
-backends serving the run (the 32 clients and the database share the machine's cores), the load
-average, the overspend check, the ceiling and the fraction of it reached, and ends with a
-one-line JSON summary. `--http`/`--loop` choose uvicorn's HTTP parser and event loop (default:
-uvicorn's choice, httptools and uvloop when installed) so the stacks can be compared.
+Prints each phase's rate, p50/p99 latency, CPU ms per request of the server (all uvicorn
+workers), of this client process and of the PostgreSQL backends serving the run (the 32
+clients and the database share the machine's cores), the load average, the overspend check
+and the ceiling, and ends with a one-line JSON summary. `--http`/`--loop` choose uvicorn's
+HTTP parser and event loop (default: uvicorn's choice, httptools and uvloop when installed).
 """
 
 from __future__ import annotations
@@ -62,6 +69,46 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+def _pct(xs: list[float], q: int) -> float | None:
+    if len(xs) < 2:
+        return None
+    return round(statistics.quantiles(xs, n=100)[q - 1], 2)
+
+
+@dataclass
+class Phase:
+    """What one phase of a run measured."""
+
+    name: str
+    ok: int = 0  # reservations made (reserve), commits (commit), cycles completed (cycle)
+    refused: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    reserve_ms: list[float] = field(default_factory=list)
+    commit_ms: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as a JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "refused": self.refused,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 2),
+            "per_s": round(self.ok / self.seconds, 1) if self.seconds else None,
+            "requests_per_s": round(self.requests / self.seconds, 1) if self.seconds else None,
+            "reserve_p50_ms": _pct(self.reserve_ms, 50),
+            "reserve_p99_ms": _pct(self.reserve_ms, 99),
+            "commit_p50_ms": _pct(self.commit_ms, 50),
+            "commit_p99_ms": _pct(self.commit_ms, 99),
+            "cpu_ms_per_request": {
+                k: round(v * 1000 / max(1, self.requests), 2) for k, v in self.cpu_s.items()
+            },
+            "load_average": [round(x, 2) for x in self.load],
+        }
+
+
 @dataclass
 class Run:
     """What one database's run measured."""
@@ -70,59 +117,33 @@ class Run:
     workers: int
     clients: int
     stack: str = "auto"
-    attempts: int = 0
-    reserved: int = 0
-    committed: int = 0
-    refused: int = 0
+    reserve: Phase = field(default_factory=lambda: Phase("reserve"))
+    commit: Phase = field(default_factory=lambda: Phase("commit"))
+    cycle: Phase = field(default_factory=lambda: Phase("cycle"))
     errors: int = 0
     retries: int = 0
-    seconds: float = 0.0
-    reserve_ms: list[float] = field(default_factory=list)
-    commit_ms: list[float] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
-    cpu_s: dict[str, float] = field(default_factory=dict)
-    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     ceiling: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict."""
-
-        def pct(xs: list[float], q: int) -> float | None:
-            if len(xs) < 2:
-                return None
-            return round(statistics.quantiles(xs, n=100)[q - 1], 2)
-
+        reserve, commit, cycle = (p.summary() for p in (self.reserve, self.commit, self.cycle))
         return {
             "database": self.database,
             "workers": self.workers,
             "clients": self.clients,
             "stack": self.stack,
-            "attempts": self.attempts,
-            "reserved": self.reserved,
-            "committed": self.committed,
-            "refused": self.refused,
+            "reservations_per_s": reserve["per_s"],
+            "commits_per_s": commit["per_s"],
+            "cycles_per_s": cycle["per_s"],
+            "reserve_p50_ms": reserve["reserve_p50_ms"],
+            "reserve_p99_ms": reserve["reserve_p99_ms"],
+            "phases": {"reserve": reserve, "commit": commit, "cycle": cycle},
             "errors": self.errors,
             "busy_retries": self.retries,
-            "seconds": round(self.seconds, 2),
-            "reservations_per_s": round(self.reserved / self.seconds, 1),
-            "cycles_per_s": round(self.committed / self.seconds, 1),
-            "requests_per_s": round((self.attempts + self.committed) / self.seconds, 1),
-            "reserve_p50_ms": pct(self.reserve_ms, 50),
-            "reserve_p99_ms": pct(self.reserve_ms, 99),
-            "commit_p50_ms": pct(self.commit_ms, 50),
-            "commit_p99_ms": pct(self.commit_ms, 99),
-            "cpu_ms_per_request": {
-                k: round(v * 1000 / max(1, self.attempts + self.committed), 2)
-                for k, v in self.cpu_s.items()
-            },
-            "load_average": [round(x, 2) for x in self.load],
             "ceiling": self.ceiling,
-            "fraction_of_ceiling": (
-                round(2 * self.committed / self.seconds / self.ceiling["requests_per_s"], 2)
-                if self.ceiling
-                else None
-            ),
             "overspend": self.checks.get("overspend"),
+            "checks": self.checks,
             "checks_ok": all(v is True for k, v in self.checks.items() if k != "overspend")
             and self.checks.get("overspend") is False,
         }
@@ -134,15 +155,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _setup(url: str, allowance_units: int) -> int:
-    """Migrate; admin, custodian, researcher; a dataset and an active project. Returns its id."""
+def _setup(url: str, allowance_units: int) -> tuple[int, int, int]:
+    """Migrate; admin, custodian, researcher; a dataset and three active projects (the reserve
+    and commit phases', the cycle phase's, each allowed `allowance_units` × AMOUNT, and the
+    warm-up's, allowed a tenth of that). Returns their ids."""
     db = Database.from_url(url)
     db.upgrade()
     now = utcnow()
     today = now.date()
     ledger = Ledger()
-    cap = Budget(rho=AMOUNT * (allowance_units + allowance_units // 10), delta=Decimal(0))
-    allowance = Budget(rho=AMOUNT * allowance_units, delta=Decimal(0))
+    warm_units = max(1, allowance_units // 10)
+    # The cap binds no project alone, and all together only just not.
+    cap = Budget(rho=AMOUNT * (2 * allowance_units + 2 * warm_units), delta=Decimal(0))
     with db.transaction() as s:
         admin = g.bootstrap_admin(
             s, username="admin", display_name="Admin", password=PASSWORD, now=now
@@ -169,60 +193,74 @@ def _setup(url: str, allowance_units: int) -> int:
             budget=ledger,
             now=now,
         )
-        project = g.apply(
-            s,
-            res,
-            g.Application(
-                title="Ledger benchmark",
-                lay_summary="Load test.",
-                purpose="Measure reservations per second.",
-                public_benefit="A fast, correct ledger.",
-                legal_basis=g.LegalBasis.OTHER,
-                legal_basis_detail="benchmark on synthetic governance data",
-                datasets=(g.DatasetAsk(dataset="bench", columns=("x",), budget=allowance),),
-                start_date=today,
-                end_date=today + timedelta(days=30),
-            ),
-            now=now,
-        )
-        g.approve_request(
-            s,
-            cust.as_actor(),
-            project.id,
-            "bench",
-            reason="benchmark",
-            budget=ledger,
-            now=now,
-        )
+        ids = []
+        for title, units in (
+            ("Ledger benchmark: reserve, then commit", allowance_units),
+            ("Ledger benchmark: cycles", allowance_units),
+            ("Ledger benchmark: warm-up", warm_units),
+        ):
+            project = g.apply(
+                s,
+                res,
+                g.Application(
+                    title=title,
+                    lay_summary="Load test.",
+                    purpose="Measure reservations per second.",
+                    public_benefit="A fast, correct ledger.",
+                    legal_basis=g.LegalBasis.OTHER,
+                    legal_basis_detail="benchmark on synthetic governance data",
+                    datasets=(
+                        g.DatasetAsk(
+                            dataset="bench",
+                            columns=("x",),
+                            budget=Budget(rho=AMOUNT * units, delta=Decimal(0)),
+                        ),
+                    ),
+                    start_date=today,
+                    end_date=today + timedelta(days=30),
+                ),
+                now=now,
+            )
+            g.approve_request(
+                s,
+                cust.as_actor(),
+                project.id,
+                "bench",
+                reason="benchmark",
+                budget=ledger,
+                now=now,
+            )
+            ids.append(project.id)
     db.dispose()
-    return project.id
+    return ids[0], ids[1], ids[2]
 
 
-def _check(url: str, project_id: int, run: Run, allowance_units: int) -> None:
+def _check(url: str, projects: tuple[int, int, int], run: Run, allowance_units: int) -> None:
     """Overspend and consistency checks, read straight from the database."""
     db = Database.from_url(url)
     ledger = Ledger()
     with db.read() as s:
-        a = ledger.allowance(s, project_id, "bench")
+        allowances = [ledger.allowance(s, p, "bench") for p in projects]
         c = ledger.cap(s, "bench")
-        audited = sum(
-            (
-                Decimal(ch["rho"])
-                for e in audit.read_events(s, limit=10_000_000, event_type="budget.committed")
-                for ch in e.payload["charges"]
-                if e.payload["project_id"] == project_id
-            ),
-            Decimal(0),
-        )
+        audited = {p: Decimal(0) for p in projects}
+        for e in audit.read_events(s, limit=10_000_000, event_type="budget.committed"):
+            for ch in e.payload["charges"]:
+                audited[e.payload["project_id"]] += Decimal(ch["rho"])
         verify = audit.verify(s)
     db.dispose()
-    committed = a.committed.rho
+    committed = [a.committed.rho for a in allowances]
     run.checks = {
-        "overspend": committed > a.allowed.rho or c.committed.rho > c.cap.rho,
-        "committed_equals_successes": committed == AMOUNT * run.committed,
-        "allowance_fully_used": committed == AMOUNT * allowance_units,
-        "nothing_left_reserved": a.reserved.rho == 0 and c.reserved.rho == 0,
-        "audit_sum_equals_ledger": audited == committed,
+        "overspend": any(x > a.allowed.rho for x, a in zip(committed, allowances, strict=True))
+        or c.committed.rho > c.cap.rho,
+        "every_reservation_committed": committed[0] == AMOUNT * run.reserve.ok
+        and run.commit.ok == run.reserve.ok,
+        "cycles_committed": committed[1] == AMOUNT * run.cycle.ok,
+        "allowances_fully_used": committed
+        == [AMOUNT * allowance_units] * 2 + [AMOUNT * max(1, allowance_units // 10)],
+        "cap_equals_allowances": c.committed.rho == sum(committed, Decimal(0)),
+        "nothing_left_reserved": all(a.reserved.rho == 0 for a in allowances)
+        and c.reserved.rho == 0,
+        "audit_sum_equals_ledger": [audited[p] for p in projects] == committed,
         "audit_chain_ok": verify.ok,
         "no_server_errors": run.errors == 0,
     }
@@ -239,36 +277,55 @@ async def _post(http: aiohttp.ClientSession, path: str, body: Any, run: Run) -> 
         await asyncio.sleep(0.05)
 
 
-async def _client(
-    http: aiohttp.ClientSession, project_id: int, run: Run, stop: asyncio.Event
+def _reserve_body(project_id: int) -> dict[str, Any]:
+    return {"project_id": project_id, "charges": {"bench": {"rho": str(AMOUNT)}}}
+
+
+async def _reserve(
+    http: aiohttp.ClientSession, project_id: int, phase: Phase, run: Run, stop: asyncio.Event
+) -> str | None:
+    """One reservation: its id, or None (refused: the allowance is spent, stop; or an error)."""
+    t0 = time.perf_counter()
+    status, r = await _post(http, "/ledger/reservations", _reserve_body(project_id), run)
+    phase.reserve_ms.append((time.perf_counter() - t0) * 1000)
+    phase.requests += 1
+    if status == 201:
+        return str(r["id"])
+    stop.set()  # refused (the allowance is spent) or failed: every client stops after this call
+    if status == 409:
+        phase.refused += 1
+    else:
+        run.errors += 1
+        print(f"reserve {status}: {str(r)[:300]}", file=sys.stderr)
+    return None
+
+
+async def _commit(http: aiohttp.ClientSession, rid: str, phase: Phase, run: Run) -> bool:
+    t0 = time.perf_counter()
+    status, r = await _post(http, f"/ledger/reservations/{rid}/commit", {}, run)
+    phase.commit_ms.append((time.perf_counter() - t0) * 1000)
+    phase.requests += 1
+    if status != 200:
+        run.errors += 1
+        print(f"commit {status}: {str(r)[:300]}", file=sys.stderr)
+    return status == 200
+
+
+async def _phase(
+    run: Run, phase: Phase, server_pid: int, pg_url: str | None, clients: list[Any]
 ) -> None:
-    body = {"project_id": project_id, "charges": {"bench": {"rho": str(AMOUNT)}}}
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        status, r = await _post(http, "/ledger/reservations", body, run)
-        run.reserve_ms.append((time.perf_counter() - t0) * 1000)
-        run.attempts += 1
-        if status == 409:
-            run.refused += 1
-            stop.set()  # the allowance is spent: every client stops after its current call
-            continue
-        if status != 201:
-            run.errors += 1
-            stop.set()
-            print(f"unexpected {status}: {str(r)[:300]}", file=sys.stderr)
-            continue
-        run.reserved += 1
-        t1 = time.perf_counter()
-        c_status, c = await _post(http, f"/ledger/reservations/{r['id']}/commit", {}, run)
-        run.commit_ms.append((time.perf_counter() - t1) * 1000)
-        if c_status == 200:
-            run.committed += 1
-        else:
-            run.errors += 1
-            print(f"commit {c_status}: {str(c)[:300]}", file=sys.stderr)
+    """Run the coroutines `clients` together; time them and the CPU they cost."""
+    before = _cpu(server_pid, pg_url)
+    t0 = time.perf_counter()
+    await asyncio.gather(*clients)
+    phase.seconds = time.perf_counter() - t0
+    phase.cpu_s = _cpu_delta(before, _cpu(server_pid, pg_url))
+    phase.load = os.getloadavg()
 
 
-async def _drive(base: str, project_id: int, run: Run) -> None:
+async def _drive(
+    base: str, projects: tuple[int, int, int], run: Run, server_pid: int, pg_url: str | None
+) -> None:
     # aiohttp, not httpx, drives the load: on this 2-core machine httpx's async client spent
     # 6-8 ms of CPU per request (measured), more than the server, so it was the bottleneck.
     # One session = one keep-alive connection pool reused by all clients.
@@ -280,10 +337,51 @@ async def _drive(base: str, project_id: int, run: Run) -> None:
         if status != 200:
             raise RuntimeError(f"login failed with {status}")
         http.headers["Authorization"] = f"Bearer {r['access_token']}"
+
+        # Warm-up, not measured: the workers' connection pools fill, statements get
+        # prepared, caches fill (reserve + commit cycles on the third project until it is
+        # spent).
+        warm = Phase("warm-up")
         stop = asyncio.Event()
-        t0 = time.perf_counter()
-        await asyncio.gather(*(_client(http, project_id, run, stop) for _ in range(run.clients)))
-        run.seconds = time.perf_counter() - t0
+
+        async def warmer() -> None:
+            while not stop.is_set():
+                rid = await _reserve(http, projects[2], warm, run, stop)
+                if rid is not None:
+                    await _commit(http, rid, warm, run)
+
+        await asyncio.gather(*(warmer() for _ in range(run.clients)))
+
+        held: list[str] = []
+        stop = asyncio.Event()
+
+        async def reserver() -> None:
+            while not stop.is_set():
+                rid = await _reserve(http, projects[0], run.reserve, run, stop)
+                if rid is not None:
+                    held.append(rid)
+                    run.reserve.ok += 1
+
+        await _phase(run, run.reserve, server_pid, pg_url, [reserver() for _ in range(run.clients)])
+
+        todo = list(held)
+
+        async def committer() -> None:
+            while todo:
+                if await _commit(http, todo.pop(), run.commit, run):
+                    run.commit.ok += 1
+
+        await _phase(run, run.commit, server_pid, pg_url, [committer() for _ in range(run.clients)])
+
+        stop = asyncio.Event()
+
+        async def cycler() -> None:
+            while not stop.is_set():
+                rid = await _reserve(http, projects[1], run.cycle, run, stop)
+                if rid is not None and await _commit(http, rid, run.cycle, run):
+                    run.cycle.ok += 1
+
+        await _phase(run, run.cycle, server_pid, pg_url, [cycler() for _ in range(run.clients)])
 
 
 def _used(p: psutil.Process) -> float:
@@ -530,19 +628,15 @@ def bench_one(
                 conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
             url = sa.engine.make_url(PG_ADMIN_URL).set(database=pg_name).render_as_string(False)
         try:
-            project_id = _setup(url, reservations)
+            projects = _setup(url, reservations)
             pg_url = None if database == "sqlite" else url
             proc, base = _serve(url, workdir, workers, http=http, loop=loop)
             try:
-                before = _cpu(proc.pid, pg_url)
-                asyncio.run(_drive(base, project_id, run))
-                after = _cpu(proc.pid, pg_url)
-                run.cpu_s = _cpu_delta(before, after)
-                run.load = os.getloadavg()
+                asyncio.run(_drive(base, projects, run, proc.pid, pg_url))
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-            _check(url, project_id, run, reservations)
+            _check(url, projects, run, reservations)
             if ceiling_s > 0:
                 run.ceiling = ceiling_one(
                     url,
@@ -574,7 +668,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--clients", type=int, default=32, help="concurrent clients")
-    p.add_argument("--reservations", type=int, default=3000, help="how many the allowance covers")
+    p.add_argument("--reservations", type=int, default=5000, help="how many each allowance covers")
     p.add_argument(
         "--ceiling-seconds",
         type=float,
@@ -608,33 +702,37 @@ def main(argv: list[str]) -> int:
         )
         s = run.summary()
         summaries.append(s)
-        cpu = s["cpu_ms_per_request"]
+        print(f"{database}: {args.clients} clients, {args.workers} workers, uvicorn {run.stack}")
+        for name, label in (
+            ("reserve", "reservations/s (each held)"),
+            ("commit", "commits/s (of those reservations)"),
+            ("cycle", "reserve+commit cycles/s"),
+        ):
+            ph = s["phases"][name]
+            cpu = ph["cpu_ms_per_request"]
+            latency = "; ".join(
+                f"{k} p50 {ph[f'{k}_p50_ms']} ms p99 {ph[f'{k}_p99_ms']} ms"
+                for k in ("reserve", "commit")
+                if ph[f"{k}_p50_ms"] is not None
+            )
+            print(
+                f"{database}: {name}: {ph['per_s']} {label}: {ph['ok']} in {ph['seconds']} s, "
+                f"{ph['requests_per_s']} requests/s; {latency}; CPU ms/request: server "
+                f"{cpu.get('server')}, client {cpu.get('client')}"
+                + (f", PostgreSQL backends {cpu['postgres']}" if "postgres" in cpu else "")
+                + f"; load average {ph['load_average']}"
+            )
         print(
-            f"{database}: {s['reservations_per_s']} reservations/s "
-            f"({s['reserved']} reservations answered 201 in {s['seconds']} s, each followed "
-            f"by its commit); {s['cycles_per_s']} reserve+commit cycles/s; "
-            f"{s['requests_per_s']} requests/s; {args.clients} clients, {args.workers} "
-            f"workers, uvicorn {run.stack}"
-        )
-        print(
-            f"{database}: reserve p50 {s['reserve_p50_ms']} ms p99 {s['reserve_p99_ms']} ms; "
-            f"commit p50 {s['commit_p50_ms']} ms p99 {s['commit_p99_ms']} ms; "
-            f"refused {s['refused']}, errors {s['errors']}"
-        )
-        print(f"{database}: overspend {'YES' if s['overspend'] else 'none'}; checks {run.checks}")
-        print(
-            f"{database}: CPU ms/request: server {cpu.get('server')}, client {cpu.get('client')}"
-            + (f", PostgreSQL backends {cpu['postgres']}" if "postgres" in cpu else "")
-            + f"; load average {s['load_average']}"
+            f"{database}: refused {run.reserve.refused + run.cycle.refused} (the allowances ran "
+            f"out), errors {run.errors}, overspend {'YES' if s['overspend'] else 'none'}; "
+            f"checks {run.checks}"
         )
         if run.ceiling:
             c = run.ceiling
             print(
                 f"{database}: ceiling (bare one-UPDATE route, same stack) "
-                f"{c['requests_per_s']} requests/s = {c['requests_per_s'] / 2:.1f} cycles/s, "
-                f"p50 {c['p50_ms']} ms p99 {c['p99_ms']} ms, server CPU "
-                f"{c['cpu_ms_per_request']['server']} ms/request; the ledger reached "
-                f"{s['fraction_of_ceiling']} of it"
+                f"{c['requests_per_s']} requests/s, p50 {c['p50_ms']} ms p99 {c['p99_ms']} ms, "
+                f"server CPU {c['cpu_ms_per_request']['server']} ms/request"
             )
     print(json.dumps({"bench": "ledger", "runs": summaries}))
     ok = all(s["checks_ok"] for s in summaries)

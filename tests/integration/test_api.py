@@ -389,18 +389,18 @@ def test_wire_vocabularies_mirror_governance() -> None:
     assert set(get_args(projects.RequestStateName)) == {s.value for s in g.RequestState}
 
 
-def test_ledger_gateway_is_the_query_services_budget_ledger(api: Api) -> None:
+def test_the_database_ledger_is_the_query_services_budget_ledger(api: Api) -> None:
     from decimal import Decimal
 
-    from tre.api.budget import LedgerGateway
     from tre.errors import Conflict
     from tre.query.service import BudgetLedger
+    from tre.query.store import DatabaseLedger
     from tre.wire.grant import Budget
 
     a = api
     pid = active_project(a)["id"]
     svc = a.client.app.state.services  # type: ignore[attr-defined]
-    gateway: BudgetLedger = LedgerGateway(svc.db, svc.ledger, a.clock, f"user:{a.ids['alice']}")
+    gateway: BudgetLedger = DatabaseLedger(svc.db, f"user:{a.ids['alice']}", svc.ledger, a.clock)
     rid = gateway.reserve(pid, {"health": Budget(rho=Decimal("0.4"))}, purpose="query")
     gateway.commit(rid, {"health": Budget(rho=Decimal("0.3"))})
     rid2 = gateway.reserve(pid, {"health": Budget(rho=Decimal("0.7"))}, purpose="query")

@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from tre import __version__
@@ -92,6 +93,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The thread pool of sync routes and `run_in_threadpool` (this event loop's).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         if start_worker:
             # Spawning the sandbox and loading DuckDB made a notebook's first query take
             # seconds; warm it in the background so start-up (and /health) is not delayed.

@@ -2,7 +2,8 @@
 
 `DatabaseLedger` adapts `tre.privacy.ledger.Ledger` (which works in the caller's session with an
 actor and a time) to the service's `BudgetLedger` protocol: each call is its own short
-transaction, so no transaction stays open while a query runs (docs/governance.md §1).
+transaction (one statement on PostgreSQL), so no transaction stays open while a query runs
+(docs/governance.md §1).
 `DatabaseAudit` appends the service's events to the same database's hash-chained log.
 `DatabaseAnswerCache` keeps released answers in the `query_answers` table so that a repeat is
 free across processes and restarts. This module stays light (no DuckDB, no OpenDP): the
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tre.audit import AuditEvent, record
 from tre.db import Base, Database, UTCDateTime, utcnow
-from tre.privacy.ledger import Ledger
+from tre.privacy.ledger import Ledger, ReservationView
 from tre.wire.grant import Budget
 
 Clock = Callable[[], datetime]
@@ -113,7 +114,10 @@ class DatabaseAnswerCache:
 
 @dataclass(frozen=True)
 class DatabaseLedger:
-    """`tre.privacy.ledger.Ledger` as the service's BudgetLedger: one transaction per call."""
+    """`tre.privacy.ledger.Ledger` as the service's BudgetLedger, bound to the database, an
+    acting user and the clock: each call is its own transaction (one statement on
+    PostgreSQL, see `Ledger.reserve_alone`). The API's `/ledger` routes use it too, so the
+    ledger benchmark measures the path queries take."""
 
     db: Database
     actor: str  # the audit actor, "user:<id>"
@@ -124,20 +128,48 @@ class DatabaseLedger:
         self, project_id: int, charges: Mapping[str, Budget], *, purpose: str | None
     ) -> str:
         """Hold `charges` on the project's allowances and the datasets' caps, or refuse."""
-        with self.db.transaction() as s:
-            return self.ledger.reserve(
-                s, project_id, charges, actor=self.actor, now=self.clock(), purpose=purpose
-            )
+        return self.reserve_view(project_id, charges, purpose=purpose).id
 
-    def commit(self, reservation_id: str, actual: Mapping[str, Budget]) -> None:
+    def commit(self, reservation_id: str, actual: Mapping[str, Budget] | None = None) -> None:
         """Spend the reservation (the actual cost, at most what was reserved)."""
-        with self.db.transaction() as s:
-            self.ledger.commit(s, reservation_id, actor=self.actor, now=self.clock(), actual=actual)
+        self.commit_view(reservation_id, actual)
 
     def release(self, reservation_id: str) -> None:
         """Give the reservation back unspent."""
-        with self.db.transaction() as s:
-            self.ledger.release(s, reservation_id, actor=self.actor, now=self.clock())
+        self.release_view(reservation_id)
+
+    def reserve_view(
+        self,
+        project_id: int,
+        charges: Mapping[str, Budget],
+        *,
+        purpose: str | None,
+        ttl: timedelta | None = None,
+    ) -> ReservationView:
+        """`reserve`, returning the reservation as stored."""
+        return self.ledger.reserve_alone(
+            self.db,
+            project_id,
+            charges,
+            actor=self.actor,
+            now=self.clock(),
+            purpose=purpose,
+            ttl=ttl,
+        )
+
+    def commit_view(
+        self, reservation_id: str, actual: Mapping[str, Budget] | None = None
+    ) -> ReservationView:
+        """`commit`, returning the reservation as stored."""
+        return self.ledger.commit_alone(
+            self.db, reservation_id, actor=self.actor, now=self.clock(), actual=actual
+        )
+
+    def release_view(self, reservation_id: str) -> ReservationView:
+        """`release`, returning the reservation as stored."""
+        return self.ledger.release_alone(
+            self.db, reservation_id, actor=self.actor, now=self.clock()
+        )
 
 
 @dataclass(frozen=True)

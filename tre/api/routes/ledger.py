@@ -1,6 +1,6 @@
 """Manual budget charges on the ledger (admins only; every call is in the audit log).
 
-Researchers never reserve budget directly: their queries do, through `LedgerGateway`. These
+Researchers never reserve budget directly: their queries do, through `DatabaseLedger`. These
 endpoints let an admin record privacy loss spent outside tre (a release computed offline
 against a project's allowance), settle a stuck reservation, and drive the same reservation
 path the query engine uses (the ledger benchmark, bench/ledger.py, runs on them).
@@ -15,21 +15,21 @@ from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from tre import governance as g
-from tre.api.budget import LedgerGateway
 from tre.api.convert import reservation_out
 from tre.api.deps import Bearer, CallerBearer, Now, Svc, resolve
 from tre.api.errors import ERROR_RESPONSES
 from tre.api.state import Services
 from tre.audit import user_actor
 from tre.privacy.ledger import ReservationView
+from tre.query.store import DatabaseLedger
 from tre.wire.budgets import CommitIn, ReservationIn, ReservationOut
 
 router = APIRouter(prefix="/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
 ReservationId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
 
 
-def _gateway(svc: Services, who: g.Actor) -> LedgerGateway:
-    return LedgerGateway(svc.db, svc.ledger, svc.clock, user_actor(who.user_id))
+def _gateway(svc: Services, who: g.Actor) -> DatabaseLedger:
+    return DatabaseLedger(svc.db, user_actor(who.user_id), svc.ledger, svc.clock)
 
 
 def _reply(view: ReservationView, status_code: int = 200) -> Response:

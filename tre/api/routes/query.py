@@ -12,6 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Literal
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import Field, model_validator
 
@@ -86,20 +89,44 @@ def _context(who: Caller, svc: Services, request: Request, at: Any) -> tuple[Que
     return service, grant
 
 
+# Queries wait for the sandbox in threads of their own (settings.query_threads per process), so
+# that slow queries never occupy the few threads the control plane's short work runs in.
+_QUERY_THREADS: RunVar[anyio.CapacityLimiter] = RunVar("tre_query_threads")
+
+
+def _query_threads(svc: Services) -> anyio.CapacityLimiter:
+    try:
+        return _QUERY_THREADS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(svc.settings.query_threads)
+        _QUERY_THREADS.set(limiter)
+        return limiter
+
+
 @router.post("")
-def run(body: QueryIn, who: Caller, svc: Svc, at: Now, request: Request) -> dict[str, Any]:
+async def run(body: QueryIn, who: Caller, svc: Svc, at: Now, request: Request) -> dict[str, Any]:
     """Answer an aggregate query: noisy cells with 95% half-widths; the cost is charged first."""
-    service, grant = _context(who, svc, request, at)
-    result = service.run(
-        body.sql, grant, epsilon=body.epsilon, rho=body.rho, mode=body.mode, today=at.date()
-    )
-    return result.to_json()
+
+    def work() -> dict[str, Any]:
+        service, grant = _context(who, svc, request, at)
+        result = service.run(
+            body.sql, grant, epsilon=body.epsilon, rho=body.rho, mode=body.mode, today=at.date()
+        )
+        return result.to_json()
+
+    return await anyio.to_thread.run_sync(work, limiter=_query_threads(svc))
 
 
 @router.post("/explain")
-def explain(body: QueryIn, who: Caller, svc: Svc, at: Now, request: Request) -> dict[str, Any]:
+async def explain(
+    body: QueryIn, who: Caller, svc: Svc, at: Now, request: Request
+) -> dict[str, Any]:
     """What the query would do and cost, and its expected accuracy; nothing runs or is spent."""
-    service, grant = _context(who, svc, request, at)
-    return service.explain(
-        body.sql, grant, epsilon=body.epsilon, rho=body.rho, mode=body.mode, today=at.date()
-    ).to_json()
+
+    def work() -> dict[str, Any]:
+        service, grant = _context(who, svc, request, at)
+        return service.explain(
+            body.sql, grant, epsilon=body.epsilon, rho=body.rho, mode=body.mode, today=at.date()
+        ).to_json()
+
+    return await anyio.to_thread.run_sync(work, limiter=_query_threads(svc))
