@@ -233,3 +233,18 @@ def big_health_csv(path: Path, rows: int, people: int | None = None) -> Path:
         """
     )
     return path
+
+
+# The two ingest paths: Arrow and NumPy in memory (extracts within `in_memory_limit`), and
+# DuckDB's spilling sort (larger extracts). Test modules run their ingests on both.
+INGEST_PATHS = ("in_memory", "duckdb")
+
+
+def use_ingest_path(path: str, monkeypatch: Any) -> None:
+    """Make every ingest in this test take `path`, whatever the extract's size."""
+    from tre.ingest import columnar
+
+    if path == "duckdb":
+        monkeypatch.setattr(columnar, "fits_in_memory", lambda *args: False)
+    else:
+        monkeypatch.setattr(columnar, "fits_in_memory", lambda *args: True)

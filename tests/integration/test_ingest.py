@@ -20,10 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.ingest_support import (
+    INGEST_PATHS,
     big_health_csv,
     health_policy,
     health_rows,
     key_store,
+    use_ingest_path,
     write_csv,
     write_parquet,
     write_policy,
@@ -36,6 +38,13 @@ from tre.ingest.pseudonym import pseudonym, rank_seed
 from tre.ingest.publish import dataset_lock
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, params=INGEST_PATHS)
+def ingest_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs on both ingest paths (in memory, and DuckDB's spilling sort)."""
+    use_ingest_path(request.param, monkeypatch)
+    return str(request.param)
 
 
 def _ingest(
@@ -392,3 +401,57 @@ def test_synthetic_extracts_ingest_under_the_shipped_policies_and_link(tmp_path:
     assert {pseudonym(key, r[0]) for r in raw_ids} == pids["health"]
     assert Catalog(datasets).datasets() == ["benefits", "education", "health"]
     assert results["health"].manifest.created_at <= dt.datetime.now(dt.UTC)
+
+
+def test_in_memory_and_duckdb_paths_publish_the_same_rows_and_report(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two paths publish the same rows in the same order, with the same report: people
+    spelt two ways, a second person identifier, a rare category, rows beyond the limit."""
+    csv = big_health_csv(world["tmp"] / "big.csv", 30_000, people=5_000)
+    lines = csv.read_text().splitlines()
+    header = lines[0].split(",")
+    pid_at = header.index("person_id")
+    sloppy, people = [], set()
+    for i, line in enumerate(lines[1:]):
+        fields = line.split(",")
+        people.add(fields[pid_at])
+        if i % 7 == 0:  # the same person spelt in lower case with spaces: one pseudonym
+            fields[pid_at] = f'" {fields[pid_at].lower()} "'
+        sloppy.append(",".join(fields))
+    csv.write_text("\n".join([lines[0], *sloppy]) + "\n")
+    doc = health_policy()
+    doc["columns"]["nhs_number"] = {
+        "class": "person_identifier",
+        "type": "string",
+        "output": "nhs_pid",
+    }
+    policy = write_policy(world["tmp"] / "p_two_ids", doc)
+    results = {}
+    for path in INGEST_PATHS:
+        use_ingest_path(path, monkeypatch)
+        results[path] = _ingest(
+            csv,
+            policy,
+            world["tmp"] / path,
+            world["keys"],
+            row_group_size=2048,
+            file_size="150KB",
+            bucket_rows=9_000,
+        )
+    rows = {path: _rows_in_file_order(res) for path, res in results.items()}
+    assert rows["in_memory"] == rows["duckdb"]
+    assert any(r["_tre_rank"] > doc["contribution_limit"] for r in rows["duckdb"])
+    assert len({r["pid"] for r in rows["duckdb"]}) == len(people)
+    assert results["in_memory"].manifest.person_count == len(people)
+    reports = {path: res.report for path, res in results.items()}
+    assert reports["in_memory"] == reports["duckdb"]
+    for res in results.values():
+        assert Catalog(res.path.parent.parent).verify("health").ok
+
+
+def _rows_in_file_order(result: IngestResult) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for f in result.manifest.files:
+        rows.extend(pq.read_table(result.path / f.path).to_pylist())
+    return rows

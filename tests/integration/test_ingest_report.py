@@ -12,16 +12,25 @@ import duckdb
 import pytest
 
 from tests.ingest_support import (
+    INGEST_PATHS,
     big_health_csv,
     health_policy,
     health_rows,
     key_store,
+    use_ingest_path,
     write_csv,
     write_policy,
 )
 from tre.catalog.manifest import ClassSizes, IngestReport
 from tre.ingest.pipeline import IngestOptions, IngestResult, ingest
 from tre.ingest.report import rows_kept, suggest_limit
+
+
+@pytest.fixture(autouse=True, params=INGEST_PATHS)
+def ingest_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs on both ingest paths (in memory, and DuckDB's spilling sort)."""
+    use_ingest_path(request.param, monkeypatch)
+    return str(request.param)
 
 
 def _published(result: IngestResult) -> list[dict[str, Any]]:

@@ -11,9 +11,11 @@ import pytest
 
 from tests.ingest_support import (
     HEALTH_COLUMNS,
+    INGEST_PATHS,
     health_policy,
     health_rows,
     key_store,
+    use_ingest_path,
     write_csv,
     write_parquet,
     write_policy,
@@ -25,6 +27,13 @@ from tre.ingest.errors import ExtractError
 from tre.ingest.pipeline import ingest
 
 SECRET = "SECRETVALUE"  # planted in bad fields: must never appear in a message
+
+
+@pytest.fixture(autouse=True, params=INGEST_PATHS)
+def ingest_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs on both ingest paths (in memory, and DuckDB's spilling sort)."""
+    use_ingest_path(request.param, monkeypatch)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -252,9 +252,16 @@ def _failing_field(
 
 
 def run_row_checks(
-    con: duckdb.DuckDBPyConnection, table: str, extract: Extract, checks: list[Check]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    extract: Extract,
+    checks: list[Check],
+    row_column: str = "rowid",
 ) -> None:
-    """Fail on the earliest row that breaks any check; cheap when every row passes."""
+    """Fail on the earliest row that breaks any check; cheap when every row passes.
+
+    `row_column` holds each row's 0-based position in the extract.
+    """
     maybe: list[Check] = []
     screened = [c for c in checks if c.screen is not None]
     if screened:
@@ -276,7 +283,7 @@ def run_row_checks(
     for c in maybe:
         cond = c.on(quote_ident(c.column))
         first, count = con.execute(
-            f"SELECT min(rowid), count(*) FROM {table} WHERE {cond}"
+            f"SELECT min({row_column}), count(*) FROM {table} WHERE {cond}"
         ).fetchone() or (None, 0)
         if first is not None:
             located.append((int(first), checks.index(c), int(count), c))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import duckdb
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def _ignore(pct: float) -> None:
+    """Progress of a stage when no bar is shown."""
 
 
 class StageProgress:
@@ -43,23 +47,32 @@ class StageProgress:
     @contextmanager
     def stage(
         self, description: str, con: duckdb.DuckDBPyConnection | None = None
-    ) -> Iterator[None]:
-        """Show `description`; while a DuckDB query runs on `con`, the bar follows its progress."""
+    ) -> Iterator[Callable[[float], None]]:
+        """Show `description`; while a DuckDB query runs on `con`, the bar follows its progress.
+
+        Yields a function that sets the bar (0–100) for work that is not a DuckDB query.
+        """
         start = time.perf_counter()
         try:
             if self._progress is None:
-                yield
+                yield _ignore
             else:
-                with self._bar(description, con):
-                    yield
+                with self._bar(description, con) as set_done:
+                    yield set_done
         finally:
             self.timings[description] = round(time.perf_counter() - start, 3)
 
     @contextmanager
-    def _bar(self, description: str, con: duckdb.DuckDBPyConnection | None) -> Iterator[None]:
+    def _bar(
+        self, description: str, con: duckdb.DuckDBPyConnection | None
+    ) -> Iterator[Callable[[float], None]]:
         assert self._progress is not None
         progress = self._progress
         task = progress.add_task(description, total=100)
+
+        def set_done(pct: float) -> None:
+            progress.update(task, completed=min(pct, 99.0))
+
         stop = threading.Event()
 
         def poll() -> None:
@@ -75,7 +88,7 @@ class StageProgress:
         if poller is not None:
             poller.start()
         try:
-            yield
+            yield set_done
         finally:
             stop.set()
             if poller is not None:

@@ -7,11 +7,17 @@ quasi-identifier.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from tre.catalog.manifest import ClassSizes, IngestReport, RowsPerPerson
+from tre.errors import InternalError
 from tre.ingest.generalise import quote_ident
 
 # The suggestion keeps at least this share of all rows (bias from truncation ≤ 5 %), because
@@ -134,6 +140,138 @@ def ingest_report(
                 _class_sizes(con, "_tre_combos", (c,), False) for c in quasi_identifiers
             )
     rpp, dist = _rows_per_person(con, ids_table)
+    return _report(combination, per_column, rpp, dist, contribution_limit)
+
+
+# --- the same report from integer codes (the in-memory ingest path) --------------------------
+#
+# Each quasi-identifier is an integer code per row (equal codes for equal published values,
+# null included) and each row has its person's number. Counting distinct (person, code)
+# pairs is then a sort of one 64-bit integer per row instead of a DISTINCT over text.
+
+
+def _first_of_runs(sorted_values: np.ndarray) -> np.ndarray:
+    first = np.ones(len(sorted_values), dtype=bool)
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=first[1:])
+    return first
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes 0..k-1 numbering the distinct values (in sorted order), and k."""
+    order = np.argsort(values)
+    first = _first_of_runs(values[order])
+    codes = np.empty(len(values), dtype=np.uint64)
+    codes[order] = np.cumsum(first) - 1
+    return codes, int(np.count_nonzero(first))
+
+
+def _bits(span: int) -> int:
+    """Bits holding every value below `span` (none for a single value)."""
+    return (span - 1).bit_length()
+
+
+def combine_codes(codes: Sequence[tuple[np.ndarray, int]], room: int) -> tuple[np.ndarray, int]:
+    """One code per row for the combination of several coded columns, below 2**room."""
+    combined = np.zeros(len(codes[0][0]), dtype=np.uint64)
+    span = 1
+    for values, card in codes:
+        bits = _bits(card)
+        if _bits(span) + bits > room:
+            combined, span = _dense(combined)
+            if _bits(span) + bits > room:
+                raise InternalError("too many quasi-identifier combinations to count")
+        combined = (combined << np.uint64(bits)) | values.astype(np.uint64)
+        span <<= bits
+    if _bits(span) > room:
+        combined, span = _dense(combined)
+    return combined, span
+
+
+def distinct_pair_counts(person: np.ndarray, codes: np.ndarray, span: int) -> np.ndarray:
+    """For each code 0..span-1 (or each distinct code when span is large): distinct people."""
+    bits = _bits(span)
+    if _bits(int(person.max(initial=0)) + 1) + bits > 64:
+        raise InternalError("too many people and values to count")
+    pairs = (person.astype(np.uint64) << np.uint64(bits)) | codes.astype(np.uint64)
+    pairs.sort()
+    unique_codes = pairs[_first_of_runs(pairs)] & np.uint64((1 << bits) - 1)
+    del pairs
+    if span <= 1 << 24:
+        return np.bincount(unique_codes.astype(np.int64), minlength=span)
+    unique_codes.sort()
+    starts = np.flatnonzero(_first_of_runs(unique_codes))
+    return np.diff(np.append(starts, len(unique_codes)))
+
+
+def _classes(columns: tuple[str, ...], people_per_class: np.ndarray) -> ClassSizes:
+    sizes = people_per_class[people_per_class > 0]
+    below_5, below_10 = sizes < 5, sizes < 10
+    return ClassSizes(
+        columns=columns,
+        k=int(sizes.min()) if len(sizes) else 0,
+        classes=len(sizes),
+        classes_below_5=int(np.count_nonzero(below_5)),
+        classes_below_10=int(np.count_nonzero(below_10)),
+        people_in_classes_below_5=int(sizes[below_5].sum()),
+        people_in_classes_below_10=int(sizes[below_10].sum()),
+    )
+
+
+def coded_report(
+    con: duckdb.DuckDBPyConnection,
+    person: np.ndarray,
+    rows_per_person: np.ndarray,
+    quasi_identifiers: Sequence[tuple[str, np.ndarray, int]],
+    contribution_limit: int,
+    pool: Executor | None = None,
+) -> IngestReport:
+    """`ingest_report` from codes: `person` numbers each row's person 0..people-1 (its count
+    of rows in `rows_per_person`); each quasi-identifier is (name, code per row, codes).
+
+    The class sizes are computed on `pool` when given (NumPy's sort releases the GIL),
+    else one after the other.
+    """
+    combination = None
+    per_column: tuple[ClassSizes, ...] = ()
+    if quasi_identifiers:
+        names = tuple(q[0] for q in quasi_identifiers)
+        room = 64 - _bits(len(rows_per_person))
+
+        def whole() -> ClassSizes:
+            code, span = combine_codes([(c, k) for _, c, k in quasi_identifiers], room)
+            return _classes(names, distinct_pair_counts(person, code, span))
+
+        def one(name: str, codes: np.ndarray, span: int) -> ClassSizes:
+            return _classes((name,), distinct_pair_counts(person, codes, span))
+
+        tasks: list[Callable[[], ClassSizes]] = [whole]
+        if len(quasi_identifiers) > 1:
+            tasks += [partial(one, *q) for q in quasi_identifiers]
+        if pool is None:
+            done = [task() for task in tasks]
+        else:
+            done = [f.result() for f in [pool.submit(task) for task in tasks]]
+        combination, per_column = done[0], tuple(done[1:])
+    con.complete()  # a result left open by execute() would refuse the registration
+    con.register(
+        "_tre_rows_per_person",
+        pa.table({"pord": np.arange(len(rows_per_person)), "n": rows_per_person}),
+    )
+    try:
+        rpp, dist = _rows_per_person(con, "_tre_rows_per_person")
+    finally:
+        con.complete()
+        con.unregister("_tre_rows_per_person")
+    return _report(combination, per_column, rpp, dist, contribution_limit)
+
+
+def _report(
+    combination: ClassSizes | None,
+    per_column: tuple[ClassSizes, ...],
+    rpp: RowsPerPerson,
+    dist: list[tuple[int, int]],
+    contribution_limit: int,
+) -> IngestReport:
     suggestion = suggest_limit(dist)
     return IngestReport(
         combination=combination,
