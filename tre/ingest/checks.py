@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,10 +258,13 @@ def run_row_checks(
     extract: Extract,
     checks: list[Check],
     row_column: str = "rowid",
+    distinct_tables: Mapping[str, str] | None = None,
 ) -> None:
     """Fail on the earliest row that breaks any check; cheap when every row passes.
 
-    `row_column` holds each row's 0-based position in the extract.
+    `row_column` holds each row's 0-based position in the extract. `distinct_tables` names,
+    for some columns, a table of their distinct values (column `v`; it may hold values the
+    rows do not, if they pass the checks): their per-value checks run there.
     """
     maybe: list[Check] = []
     screened = [c for c in checks if c.screen is not None]
@@ -271,9 +275,9 @@ def run_row_checks(
     for c in checks:
         if c.distinct:
             q = quote_ident(c.column)
-            (bad,) = con.execute(
-                f"SELECT count(*) FROM (SELECT DISTINCT {q} AS v FROM {table}) WHERE {c.on('v')}"
-            ).fetchone() or (0,)
+            values = (distinct_tables or {}).get(c.column)
+            src = values or f"(SELECT DISTINCT {q} AS v FROM {table})"
+            (bad,) = con.execute(f"SELECT count(*) FROM {src} WHERE {c.on('v')}").fetchone() or (0,)
             if bad:
                 maybe.append(c)
         elif c.screen is None:

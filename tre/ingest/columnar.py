@@ -27,8 +27,9 @@ from __future__ import annotations
 import itertools
 import re
 import struct
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -159,9 +160,9 @@ def _fixed_width(arr: pa.Array, width: int) -> np.ndarray:
     return data[start : start + n * width].reshape(n, width)
 
 
-def people(con: duckdb.DuckDBPyConnection, column: pa.ChunkedArray, key: bytes) -> People:
-    """Pseudonymise the privacy unit and number the people in pseudonym order."""
-    enc = encode(column)
+def people(con: duckdb.DuckDBPyConnection, enc: pa.DictionaryArray, key: bytes) -> People:
+    """Pseudonymise the privacy unit (dictionary-encoded) and number the people in
+    pseudonym order."""
     if enc.null_count:
         raise InternalError("the privacy unit has nulls after the checks")
     hashed = pseudonyms(con, enc.dictionary, key)
@@ -192,17 +193,33 @@ def people(con: duckdb.DuckDBPyConnection, column: pa.ChunkedArray, key: bytes) 
 
 @dataclass
 class Order:
-    """The published order: rows within the contribution limit first, then the others."""
+    """The published order: rows within the contribution limit first, then the others.
 
-    perm: np.ndarray  # raw row index of each published row
-    pord: np.ndarray  # the person of each published row
-    rank: np.ndarray  # `_tre_rank` of each published row
+    `perm`, `pord` and `rank` are in (person, hash) order; `published` lists their positions
+    in published order (None: the same order, nobody has rows beyond the limit).
+    """
+
+    perm: np.ndarray  # raw row index, in (person, hash) order
+    pord: np.ndarray  # the row's person
+    rank: np.ndarray  # the row's `_tre_rank`
+    published: np.ndarray | None
     within: int  # published rows within the limit (they come first)
+
+    def __len__(self) -> int:
+        return len(self.perm)
+
+    def rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw row, person, rank) of published rows lo..hi."""
+        if self.published is None:
+            return self.perm[lo:hi], self.pord[lo:hi], self.rank[lo:hi]
+        at = self.published[lo:hi]
+        return self.perm[at], self.pord[at], self.rank[at]
 
 
 def row_order(con: duckdb.DuckDBPyConnection, persons: People, seed: int, limit: int) -> Order:
     """Sort rows by (pord, hash(position, seed)); rank them within their person."""
     n = len(persons.pord)
+    con.complete()
     (h,) = (
         con.execute("SELECT hash(range, $seed) AS h FROM range($n)", {"seed": seed, "n": n})
         .fetchnumpy()
@@ -223,13 +240,15 @@ def row_order(con: duckdb.DuckDBPyConnection, persons: People, seed: int, limit:
         pord_sorted = (sorted_key >> np.uint64(64 - bits)).astype(np.int64)
     del sorted_key, h
     before = np.cumsum(persons.counts) - persons.counts
-    rank = np.arange(n, dtype=np.int64) - before[pord_sorted] + 1
+    rank = np.arange(n, dtype=np.int64)
+    rank -= before[pord_sorted]
+    rank += 1
     beyond = rank > limit
     over = int(np.count_nonzero(beyond))
+    published = None
     if over:
-        regroup = np.argsort(beyond, kind="stable")
-        perm, pord_sorted, rank = perm[regroup], pord_sorted[regroup], rank[regroup]
-    return Order(perm, pord_sorted, rank, n - over)
+        published = np.concatenate([np.flatnonzero(~beyond), np.flatnonzero(beyond)])
+    return Order(perm, pord_sorted, rank, published, n - over)
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -281,41 +300,83 @@ def _rare_kept(enc: pa.DictionaryArray, persons: People, min_count: int) -> pa.A
     return enc.dictionary.filter(pa.array(people_per_value >= min_count))
 
 
+class Encodings:
+    """Each column's dictionary encoding, computed once (possibly ahead, on a thread pool)."""
+
+    def __init__(self, raw: pa.Table):
+        self._raw = raw
+        self._done: dict[str, Future[pa.DictionaryArray]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, pool: Executor, names: Iterable[str]) -> None:
+        """Encode `names` on `pool` from now on."""
+        with self._lock:
+            for name in names:
+                if name not in self._done:
+                    self._done[name] = pool.submit(encode, self._raw.column(name))
+
+    def get(self, name: str) -> pa.DictionaryArray:
+        """The encoding of column `name` (waits for it, or computes it here)."""
+        with self._lock:
+            future = self._done.get(name)
+        if future is None:
+            return encode(self._raw.column(name))
+        return future.result()
+
+
+def encoded_columns(policy: DatasetPolicy) -> list[str]:
+    """The raw columns `output_columns` dictionary-encodes (the privacy unit first)."""
+    names = [policy.privacy_unit]
+    for name, col in policy.columns.items():
+        if policy.output_name(name) is None or name == policy.privacy_unit:
+            continue
+        rule = col.generalise
+        if (
+            col.column_class in ("person_identifier", "quasi_identifier")
+            or rule is not None
+            or col.type in ("string", "category")
+        ):
+            names.append(name)
+    return names
+
+
 def output_columns(
     con: duckdb.DuckDBPyConnection,
     raw: pa.Table,
     policy: DatasetPolicy,
-    persons: People,
+    persons: Callable[[], People],
     key: bytes,
+    encodings: Encodings,
 ) -> list[OutColumn]:
-    """Every published column but the pseudonym and the rank, in policy order."""
+    """Every published column but the pseudonym and the rank, in policy order.
+
+    `persons` gives the people (waiting for them): only rare-category rules need them.
+    """
     out: list[OutColumn] = []
     for name, col in policy.columns.items():
         out_name = policy.output_name(name)
         if out_name is None or name == policy.privacy_unit:
             continue
-        column = raw.column(name)
         rule = col.generalise
+        if name not in encoded_columns(policy):
+            out.append(OutColumn(out_name, raw.column(name).combine_chunks()))
+            continue
+        enc = encodings.get(name)
         if col.column_class == "person_identifier":
-            enc = encode(column)
             pids = _single(pseudonyms(con, enc.dictionary, key), "pid")
             values = pa.DictionaryArray.from_arrays(enc.indices, pids)
             out.append(OutColumn(out_name, values, dense=True))
             continue
         if isinstance(rule, RareToOtherRule):
-            enc = encode(column)
-            keep = pa.table({"v": _rare_kept(enc, persons, rule.min_count)})
+            keep = pa.table({"v": _rare_kept(enc, persons(), rule.min_count)})
             with registered(con, "_tre_keep", keep):
                 values = _map_dictionary(
                     con, enc, partial(rare_to_other_sql, rule=rule, keep_table="_tre_keep")
                 )
         elif rule is not None and rule.rule != "keep":
-            values = _map_dictionary(con, encode(column), partial(rule_sql, rule=rule))
-        elif col.type in ("string", "category") or col.column_class == "quasi_identifier":
-            values = encode(column)
+            values = _map_dictionary(con, enc, partial(rule_sql, rule=rule))
         else:
-            out.append(OutColumn(out_name, column.combine_chunks()))
-            continue
+            values = enc
         out.append(OutColumn(out_name, values, dense=len(values.dictionary) > MAX_WRITE_DICTIONARY))
     return out
 
@@ -323,11 +384,13 @@ def output_columns(
 # --- write -----------------------------------------------------------------------------------
 
 
-def _pid_strings(hexes: np.ndarray, pord: np.ndarray) -> pa.Array:
-    """The pseudonyms of the people `pord` as a string array (all are 64 hex digits)."""
-    data = np.ascontiguousarray(hexes[pord])
-    offsets = np.arange(0, (len(pord) + 1) * _HEX_WIDTH, _HEX_WIDTH, dtype=np.int32)
-    return pa.StringArray.from_buffers(len(pord), pa.py_buffer(offsets), pa.py_buffer(data))
+def _pid_dictionary(pids: pa.Array, pord: np.ndarray) -> pa.DictionaryArray:
+    """The pseudonyms of the people `pord` (non-decreasing), as indices into a dictionary of
+    just those people: the writer then writes each pseudonym once per row group."""
+    first = np.ones(len(pord), dtype=bool)
+    np.not_equal(pord[1:], pord[:-1], out=first[1:])
+    indices = np.cumsum(first, dtype=np.int32) - 1
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pids.take(pa.array(pord[first])))
 
 
 @dataclass(frozen=True)
@@ -345,7 +408,7 @@ def write_segment(
     start: int,
     stop: int,
     order: Order,
-    hexes: np.ndarray,
+    pids: pa.Array,
     pid_name: str,
     columns: list[OutColumn],
     settings: WriteSettings,
@@ -353,7 +416,8 @@ def write_segment(
 ) -> None:
     """Write published rows start..stop to `folder/data_<i>.parquet`, one row group at a time.
 
-    A new file starts once one reaches about `file_size` bytes.
+    A new file starts once one reaches about `file_size` bytes. Dictionary encoding is off for
+    floating-point columns (nearly every value differs: the writer would try, then give up).
     """
     folder.mkdir(mode=0o700)
     names = [pid_name, *(c.name for c in columns), RANK_COLUMN]
@@ -363,11 +427,12 @@ def write_segment(
     try:
         for lo in range(start, stop, settings.row_group_size):
             hi = min(lo + settings.row_group_size, stop)
-            rows = pa.array(order.perm[lo:hi])
+            raw_rows, pord, rank = order.rows(lo, hi)
+            rows = pa.array(raw_rows)
             arrays = [
-                _pid_strings(hexes, order.pord[lo:hi]),
+                _pid_dictionary(pids, pord),
                 *(c.take(rows) for c in columns),
-                pa.array(order.rank[lo:hi]),
+                pa.array(rank),
             ]
             table = pa.Table.from_arrays(arrays, names=names)
             if writer is None:
@@ -377,6 +442,13 @@ def write_segment(
                     table.schema,
                     compression=settings.compression,
                     compression_level=settings.compression_level,
+                    use_dictionary=[
+                        f.name for f in table.schema if not pa.types.is_floating(f.type)
+                    ],
+                    # Room for a row group of distinct pseudonyms in one dictionary page.
+                    dictionary_pagesize_limit=max(
+                        1 << 20, (_HEX_WIDTH + 8) * settings.row_group_size
+                    ),
                     store_schema=False,
                 )
                 files += 1
@@ -404,8 +476,8 @@ def segments(order: Order, row_group_size: int, writers: int) -> list[tuple[int,
         bounds.append(min(order.within, (groups * i // pieces) * row_group_size))
     bounds.append(order.within)
     out = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-    if len(order.perm) > order.within:
-        out.append((order.within, len(order.perm)))
+    if len(order) > order.within:
+        out.append((order.within, len(order)))
     return out
 
 
@@ -416,17 +488,16 @@ def write_all(
     pid_name: str,
     columns: list[OutColumn],
     settings: WriteSettings,
-    pool: ThreadPoolExecutor,
+    pool: Executor,
     writers: int,
     done: Callable[[int], None],
-) -> list:  # list of futures of the segment writes, in order
+) -> list[tuple[Path, Future[None]]]:
     """Start writing every segment on `pool`; returns (folder, future) pairs in file order."""
-    hexes = _fixed_width(persons.pids, _HEX_WIDTH)
     out = []
     for i, (lo, hi) in enumerate(segments(order, settings.row_group_size, writers)):
         folder = out_dir / f"seg-{i:03d}"
         fut = pool.submit(
-            write_segment, folder, lo, hi, order, hexes, pid_name, columns, settings, done
+            write_segment, folder, lo, hi, order, persons.pids, pid_name, columns, settings, done
         )
         out.append((folder, fut))
     return out
