@@ -112,3 +112,52 @@ def db(db_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+def kill_other_backends(db: Database) -> int:
+    """Terminate every PostgreSQL backend of `db`'s database but the caller's own (as a server
+    restart does to pooled connections); returns how many."""
+    admin = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return len(
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def ledger_db(db: Database) -> Database:
+    """The ledger tests' world: datasets health (cap ρ=1, δ=1e-6) and education (cap ρ=3);
+    projects 1 and 2 on health (ρ=0.6, δ=5e-7 each), project 1 also on education (ρ=2), all
+    valid through 2025; project 3 on health (ρ=0.1) valid only in 2026."""
+    from datetime import date
+    from decimal import Decimal
+
+    from tests.governance_support import T0
+    from tre.privacy.ledger import Ledger
+    from tre.wire.grant import Budget
+
+    def rho(x: str, delta: str = "0") -> Budget:
+        return Budget(rho=Decimal(x), delta=Decimal(delta))
+
+    ledger, actor = Ledger(), "system:test"
+    with db.transaction() as s:
+        ledger.set_dataset_cap(s, "health", rho("1", "1e-6"), actor=actor, now=T0)
+        ledger.set_dataset_cap(s, "education", rho("3"), actor=actor, now=T0)
+        for project, ds, allowance, start, end in (
+            (1, "health", rho("0.6", "5e-7"), date(2025, 1, 1), date(2025, 12, 31)),
+            (2, "health", rho("0.6", "5e-7"), date(2025, 1, 1), date(2025, 12, 31)),
+            (1, "education", rho("2"), date(2025, 1, 1), date(2025, 12, 31)),
+            (3, "health", rho("0.1"), date(2026, 1, 1), date(2026, 12, 31)),
+        ):
+            ledger.open_allowance(
+                s, project, ds, allowance, valid_from=start, valid_until=end, actor=actor, now=T0
+            )
+    return db

@@ -6,29 +6,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.governance_fixtures import kill_other_backends
 from tre.audit.store import AuditHead
 from tre.db import Database
 
 pytest_plugins = ("tests.governance_fixtures",)  # the `db` fixture on SQLite and PG
 
 _SEQ = sa.select(AuditHead.seq).where(AuditHead.id == 1)
-
-
-def _kill_other_backends(db: Database) -> int:
-    """Terminate every PostgreSQL backend of this database except the caller's own."""
-    admin = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            return len(
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).all()
-            )
-    finally:
-        admin.dispose()
 
 
 def test_no_pre_ping(db: Database) -> None:
@@ -44,7 +28,7 @@ def test_dead_pooled_connections_are_retried(db: Database, kind: str) -> None:
         a.execute(_SEQ)
         b.execute(_SEQ)
     assert db.engine.pool.checkedin() == 2
-    assert _kill_other_backends(db) >= 2
+    assert kill_other_backends(db) >= 2
     for _ in range(3):
         if kind == "lookup":
             assert db.lookup(lambda s: s.execute(_SEQ).scalar_one()) == 0

@@ -15,7 +15,7 @@ from tre.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tre.privacy.ledger import Ledger, ReservationState
 from tre.wire.grant import Budget
 
-pytest_plugins = ("tests.governance_fixtures",)  # the `db` fixture on SQLite and PG
+pytest_plugins = ("tests.governance_fixtures",)  # `db` on SQLite and PG, and `ledger_db`
 
 ACTOR = "system:test"
 L = Ledger(reservation_ttl=timedelta(minutes=5))
@@ -23,31 +23,6 @@ L = Ledger(reservation_ttl=timedelta(minutes=5))
 
 def rho(x: str, delta: str = "0") -> Budget:
     return Budget(rho=Decimal(x), delta=Decimal(delta))
-
-
-@pytest.fixture
-def ledger_db(db: Database) -> Database:
-    """Datasets health (cap ρ=1, δ=1e-6) and education (cap ρ=3); projects 1 and 2 on health,
-    project 1 also on education; valid through 2025."""
-    with db.transaction() as s:
-        L.set_dataset_cap(s, "health", rho("1", "1e-6"), actor=ACTOR, now=T0)
-        L.set_dataset_cap(s, "education", rho("3"), actor=ACTOR, now=T0)
-        for project, ds, allowance in (
-            (1, "health", rho("0.6", "5e-7")),
-            (2, "health", rho("0.6", "5e-7")),
-            (1, "education", rho("2")),
-        ):
-            L.open_allowance(
-                s,
-                project,
-                ds,
-                allowance,
-                valid_from=date(2025, 1, 1),
-                valid_until=date(2025, 12, 31),
-                actor=ACTOR,
-                now=T0,
-            )
-    return db
 
 
 def test_reserve_then_commit_the_actual_cost(ledger_db: Database) -> None:

@@ -10,12 +10,13 @@ safe repetition after a lost connection. On SQLite the same calls take the trans
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from tests.governance_fixtures import kill_other_backends
 from tests.governance_support import T0, later
 from tre.audit import event_hash, head, read_events, verify
 from tre.db import Database
@@ -23,7 +24,7 @@ from tre.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tre.privacy.ledger import BudgetReservation, Ledger, ReservationState
 from tre.wire.grant import Budget
 
-pytest_plugins = ("tests.governance_fixtures",)  # the `db` fixture on SQLite and PG
+pytest_plugins = ("tests.governance_fixtures",)  # `db` on SQLite and PG, and `ledger_db`
 
 ACTOR = "system:test"
 L = Ledger(reservation_ttl=timedelta(minutes=5))
@@ -31,25 +32,6 @@ L = Ledger(reservation_ttl=timedelta(minutes=5))
 
 def rho(x: str, delta: str = "0") -> Budget:
     return Budget(rho=Decimal(x), delta=Decimal(delta))
-
-
-@pytest.fixture
-def ledger_db(db: Database) -> Database:
-    """health (cap ρ=1, δ=1e-6), education (cap ρ=3); project 1 on both, 2 on health, 3 on
-    health from 2026 only; all valid through 2025 (project 3: 2026)."""
-    with db.transaction() as s:
-        L.set_dataset_cap(s, "health", rho("1", "1e-6"), actor=ACTOR, now=T0)
-        L.set_dataset_cap(s, "education", rho("3"), actor=ACTOR, now=T0)
-        for project, ds, allowance, start, end in (
-            (1, "health", rho("0.6", "5e-7"), date(2025, 1, 1), date(2025, 12, 31)),
-            (2, "health", rho("0.6", "5e-7"), date(2025, 1, 1), date(2025, 12, 31)),
-            (1, "education", rho("2"), date(2025, 1, 1), date(2025, 12, 31)),
-            (3, "health", rho("0.1"), date(2026, 1, 1), date(2026, 12, 31)),
-        ):
-            L.open_allowance(
-                s, project, ds, allowance, valid_from=start, valid_until=end, actor=ACTOR, now=T0
-            )
-    return db
 
 
 def _events(db: Database) -> list[tuple[str, dict[str, object]]]:
@@ -213,32 +195,16 @@ def test_expired_reservations_are_swept_before_a_hold(ledger_db: Database) -> No
         assert verify(s).ok
 
 
-def _kill_other_backends(db: Database) -> int:
-    admin = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            return len(
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).all()
-            )
-    finally:
-        admin.dispose()
-
-
 def test_dead_pooled_connections_are_retried(ledger_db: Database) -> None:
     db = ledger_db
     if not db.is_postgres:
         pytest.skip("SQLite connections cannot go stale")
     rid = L.reserve_alone(db, 1, {"health": rho("0.1")}, actor="user:4", now=T0).id
-    assert _kill_other_backends(db) >= 1
+    assert kill_other_backends(db) >= 1
     second = L.reserve_alone(db, 1, {"health": rho("0.1")}, actor="user:4", now=T0).id
-    assert _kill_other_backends(db) >= 1
+    assert kill_other_backends(db) >= 1
     L.commit_alone(db, rid, actor="user:4", now=T0)
-    assert _kill_other_backends(db) >= 1
+    assert kill_other_backends(db) >= 1
     L.release_alone(db, second, actor="user:4", now=T0)
     with db.read() as s:
         assert L.allowance(s, 1, "health").committed == rho("0.1")
