@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -188,11 +189,11 @@ def _ingest_locked(
                 return existing  # identical re-run: publish nothing new
             row_checks = checks.row_checks(policy, policy_file)
             if isinstance(loaded, pa.Table):
-                prepared = _prepare_in_memory(
-                    con, loaded, extract, row_checks, policy, key, opts, progress
+                box = [loaded]
+                del loaded  # freed once the published columns are ready
+                files, report = _ingest_in_memory(
+                    con, box, extract, row_checks, policy, key, staging, opts, progress
                 )
-                del loaded  # the raw columns are no longer needed
-                files, report = _write_in_memory(con, prepared, policy, staging, opts, progress)
             else:
                 with progress.stage("checking rows", con):
                     checks.run_row_checks(con, "raw", extract, row_checks)
@@ -548,129 +549,144 @@ def _write(
     return folders
 
 
-@dataclass
-class _Prepared:
-    """The in-memory path's rows, ready to write: people, published order, columns."""
-
-    persons: columnar.People
-    order: columnar.Order
-    columns: list[columnar.OutColumn]
-
-
-def _prepare_in_memory(
+def _ingest_in_memory(
     con: duckdb.DuckDBPyConnection,
-    raw: pa.Table,
+    loaded: list[pa.Table],
     extract: source.Extract,
     row_checks: list[checks.Check],
     policy: DatasetPolicy,
     key: bytes,
-    opts: IngestOptions,
-    progress: StageProgress,
-) -> _Prepared:
-    """Check the rows, then pseudonymise, order and generalise them (`columnar`).
-
-    The columns are dictionary-encoded on a thread pool from the start; per-value checks run
-    on those dictionaries. The published columns are prepared on a second DuckDB connection
-    while this one pseudonymises and orders the rows.
-    """
-    threads = opts.threads or os.cpu_count() or 1
-    encodings = columnar.Encodings(raw)
-    people: Future[columnar.People] = Future()
-    with ThreadPoolExecutor(max_workers=max(2, threads)) as pool:
-        encodings.start(pool, columnar.encoded_columns(policy))
-        with progress.stage("checking rows", con):
-            positions = pa.array(np.arange(raw.num_rows, dtype=np.int64))
-            distinct = {c.column for c in row_checks if c.distinct}
-            tables = {n: f"_tre_distinct_{i}" for i, n in enumerate(sorted(distinct))}
-            with ExitStack() as stack:
-                stack.enter_context(
-                    columnar.registered(con, "raw", raw.append_column(_ROW_COLUMN, positions))
-                )
-                for name, table in tables.items():
-                    values = pa.table({"v": encodings.get(name).dictionary})
-                    stack.enter_context(columnar.registered(con, table, values))
-                checks.run_row_checks(con, "raw", extract, row_checks, _ROW_COLUMN, tables)
-            del positions
-        with progress.stage("pseudonymising and generalising", con):
-            side = con.cursor()
-            try:
-                columns = pool.submit(
-                    columnar.output_columns, side, raw, policy, people.result, key, encodings
-                )
-                try:
-                    persons = columnar.people(con, encodings.get(policy.privacy_unit), key)
-                except BaseException as exc:
-                    people.set_exception(exc)
-                    raise
-                people.set_result(persons)
-                order = columnar.row_order(con, persons, rank_seed(key), policy.contribution_limit)
-                return _Prepared(persons, order, columns.result())
-            finally:
-                side.close()
-
-
-def _write_in_memory(
-    con: duckdb.DuckDBPyConnection,
-    prepared: _Prepared,
-    policy: DatasetPolicy,
     staging: Path,
     opts: IngestOptions,
     progress: StageProgress,
 ) -> tuple[list[ManifestFile], IngestReport]:
-    """Write the Parquet files and, meanwhile, compute the report; then name and hash the files."""
+    """Check, pseudonymise, order, generalise and write the rows in memory (`columnar`).
+
+    The work runs as tasks on a thread pool, each DuckDB task on a connection of its own, so
+    that the two cores stay busy: every column is dictionary-encoded from the start; the
+    people are numbered and the rows ordered (one task), and the columns generalised and the
+    report computed (another), while this thread runs the checks (per-value checks on the
+    dictionaries). Nothing is written before the checks pass, and a check's error is raised
+    before any other task's. `loaded` holds the raw rows, taken out so that they are freed as
+    soon as the published columns are ready.
+    """
+    raw: pa.Table | None = loaded.pop()
     threads = opts.threads or os.cpu_count() or 1
+    unit = policy.privacy_unit
+    encodings = columnar.Encodings(raw)
+    people: Future[columnar.People] = Future()
+    qi_names = {
+        out
+        for name, col in policy.columns.items()
+        if col.column_class == "quasi_identifier" and (out := policy.output_name(name))
+    }
+
+    def order_rows(cur: duckdb.DuckDBPyConnection) -> columnar.Order:
+        try:
+            persons = columnar.people(cur, encodings.get(unit), key)
+        except BaseException as exc:
+            people.set_exception(exc)
+            raise
+        people.set_result(persons)
+        return columnar.row_order(cur, persons, rank_seed(key), policy.contribution_limit)
+
+    def columns_and_report(
+        cur: duckdb.DuckDBPyConnection, columns: Future[list[columnar.OutColumn]]
+    ) -> IngestReport:
+        try:
+            assert raw is not None
+            out = columnar.output_columns(cur, raw, policy, people.result, key, encodings)
+        except BaseException as exc:
+            columns.set_exception(exc)
+            raise
+        columns.set_result(out)
+        persons = people.result()
+        quasi = [(c.name, *c.codes()) for c in out if c.name in qi_names]
+        return coded_report(cur, persons.pord, persons.counts, quasi, policy.contribution_limit)
+
+    with ExitStack() as cleanup:
+        cleanup.enter_context(columnar.arrow_memory_pool())
+        cursors = [con.cursor(), con.cursor()]
+        for cur in cursors:
+            cleanup.callback(cur.close)
+        # Entered last, so left first: its tasks finish before their connections close.
+        pool = cleanup.enter_context(ThreadPoolExecutor(max_workers=threads + 2))
+        encodings.start(pool, columnar.encoded_columns(policy))
+        columns: Future[list[columnar.OutColumn]] = Future()
+        order = pool.submit(order_rows, cursors[0])
+        report = pool.submit(columns_and_report, cursors[1], columns)
+        with progress.stage("checking rows", con):
+            assert raw is not None
+            _check_in_memory(con, raw, extract, row_checks, encodings)
+        with progress.stage("pseudonymising and generalising", con):
+            persons = people.result()
+            ordered = order.result()
+            out_columns = columns.result()
+        raw = None  # the raw columns are no longer needed (the encodings hold what is)
+        encodings.release()
+        with progress.stage("writing Parquet and report", con) as set_done:
+            files = _write_in_memory(
+                ordered, persons, out_columns, policy, staging, opts, pool, threads, set_done
+            )
+            return files, report.result()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_in_memory(
+    con: duckdb.DuckDBPyConnection,
+    raw: pa.Table,
+    extract: source.Extract,
+    row_checks: list[checks.Check],
+    encodings: columnar.Encodings,
+) -> None:
+    """The row checks on the Arrow rows; per-value checks on the columns' dictionaries."""
+    positions = pa.array(np.arange(raw.num_rows, dtype=np.int64))
+    distinct = {c.column for c in row_checks if c.distinct}
+    tables = {n: f"_tre_distinct_{i}" for i, n in enumerate(sorted(distinct))}
+    with ExitStack() as stack:
+        stack.enter_context(
+            columnar.registered(con, "raw", raw.append_column(_ROW_COLUMN, positions))
+        )
+        for name, table in tables.items():
+            values = pa.table({"v": encodings.get(name).dictionary})
+            stack.enter_context(columnar.registered(con, table, values))
+        checks.run_row_checks(con, "raw", extract, row_checks, _ROW_COLUMN, tables)
+
+
+def _write_in_memory(
+    order: columnar.Order,
+    persons: columnar.People,
+    columns: list[columnar.OutColumn],
+    policy: DatasetPolicy,
+    staging: Path,
+    opts: IngestOptions,
+    pool: ThreadPoolExecutor,
+    writers: int,
+    set_done: Callable[[float], None],
+) -> list[ManifestFile]:
+    """Write the Parquet files (several sequences at once), then name and hash them."""
     settings = columnar.WriteSettings(
         row_group_size=int(opts.row_group_size),
         file_size=columnar.parse_size(opts.file_size),
         compression=opts.compression,
         compression_level=opts.compression_level,
     )
-    persons, columns = prepared.persons, prepared.columns
-    total = len(prepared.order)
-    qi_names = {
-        out
-        for name, col in policy.columns.items()
-        if col.column_class == "quasi_identifier" and (out := policy.output_name(name))
-    }
-    with progress.stage("writing Parquet and report", con) as set_done:
-        out_dir = staging / ".out"
-        out_dir.mkdir(mode=0o700)
-        lock = threading.Lock()
-        written = [0]
+    out_dir = staging / ".out"
+    out_dir.mkdir(mode=0o700)
+    lock = threading.Lock()
+    written = [0]
 
-        def done(rows: int) -> None:
-            with lock:
-                written[0] += rows
-                set_done(100.0 * written[0] / total)
+    def done(rows: int) -> None:
+        with lock:
+            written[0] += rows
+            set_done(100.0 * written[0] / len(order))
 
-        with (
-            ThreadPoolExecutor(max_workers=threads) as writers,
-            ThreadPoolExecutor(max_workers=threads) as counters,
-        ):
-            segments = columnar.write_all(
-                out_dir,
-                prepared.order,
-                persons,
-                policy.pseudonym_column,
-                columns,
-                settings,
-                writers,
-                threads,
-                done,
-            )
-            quasi = [(c.name, *c.codes()) for c in columns if c.name in qi_names]
-            report = coded_report(
-                con,
-                persons.pord,
-                persons.counts,
-                quasi,
-                policy.contribution_limit,
-                pool=counters,
-            )
-            for _, future in segments:
-                future.result()
-        files = _collect_parts([folder for folder, _ in segments], staging)
-    return files, report
+    segments = columnar.write_all(
+        out_dir, order, persons, policy.pseudonym_column, columns, settings, pool, writers, done
+    )
+    for _, future in segments:
+        future.result()
+    return _collect_parts([folder for folder, _ in segments], staging)
 
 
 def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
