@@ -69,3 +69,30 @@ def test_distinct_people_per_code_and_per_combination() -> None:
     assert dense_span < 2**20
     again = distinct_pair_counts(person, dense, dense_span)
     assert sorted(again[again > 0].tolist()) == sorted(len(s) for s in want_sparse.values())
+
+
+def test_packed_and_general_class_sizes_agree() -> None:
+    """The report's one-word path (codes packed beside the person, one sort) and its general
+    path (codes combined and renumbered, one count per column) give the same classes."""
+    from tre.ingest.report import _classes, _packed_class_sizes
+
+    rng = np.random.default_rng(8)
+    person = rng.integers(0, 2_000, 30_000)
+    quasi = [
+        ("a", rng.integers(0, 3, 30_000), 3),
+        ("b", rng.integers(0, 40, 30_000), 40),
+        ("c", rng.integers(0, 500, 30_000) % 17, 500),
+    ]
+    packed = _packed_class_sizes(person, quasi)
+    combo, span = combine_codes([(c, k) for _, c, k in quasi], room=20)
+    general = [
+        _classes(("a", "b", "c"), distinct_pair_counts(person, combo, span)),
+        *(_classes((n,), distinct_pair_counts(person, c, k)) for n, c, k in quasi),
+    ]
+    assert packed == general
+    want: dict[tuple[int, ...], set[int]] = defaultdict(set)
+    for p, *codes in zip(person.tolist(), *(q[1].tolist() for q in quasi), strict=True):
+        want[tuple(codes)].add(p)
+    sizes = sorted(len(s) for s in want.values())
+    assert (packed[0].classes, packed[0].k) == (len(sizes), sizes[0])
+    assert packed[0].people_in_classes_below_5 == sum(n for n in sizes if n < 5)

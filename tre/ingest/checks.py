@@ -84,6 +84,9 @@ class Check:
     hint: str
     screen: str | None = None
     distinct: bool = False
+    # The screen reads only the set of values (min/max), so it may run on a table of the
+    # column's distinct values (or a superset of them that passes the check).
+    screen_on_values: bool = False
 
     def on(self, expr: str) -> str:
         """The condition applied to `expr`."""
@@ -119,14 +122,18 @@ def row_checks(policy: DatasetPolicy, policy_file: str) -> list[Check]:
             name == policy.privacy_unit or not col.nullable
         ):
             checks.append(Check(name, _NULL[0], *_EMPTY_ID, screen=_NULL[1]))
-            checks.append(Check(name, _BLANK[0], *_EMPTY_ID, screen=_BLANK[1]))
+            checks.append(
+                Check(name, _BLANK[0], *_EMPTY_ID, screen=_BLANK[1], screen_on_values=True)
+            )
             continue
         if not col.nullable:
             problem = "the value is empty, but the policy says the column is not nullable"
             hint = f"Fill the value, or set `columns.{name}.nullable: true` in {policy_file}."
             checks.append(Check(name, _NULL[0], problem, hint, screen=_NULL[1]))
             if text:
-                checks.append(Check(name, _BLANK[0], problem, hint, screen=_BLANK[1]))
+                checks.append(
+                    Check(name, _BLANK[0], problem, hint, screen=_BLANK[1], screen_on_values=True)
+                )
         if col.type == "float":
             checks.append(
                 Check(
@@ -264,19 +271,26 @@ def run_row_checks(
 
     `row_column` holds each row's 0-based position in the extract. `distinct_tables` names,
     for some columns, a table of their distinct values (column `v`; it may hold values the
-    rows do not, if they pass the checks): their per-value checks run there.
+    rows do not, if they pass the checks): their per-value checks and value screens run there.
     """
     maybe: list[Check] = []
-    screened = [c for c in checks if c.screen is not None]
+    values = distinct_tables or {}
+    on_values = [c for c in checks if c.screen_on_values and c.column in values]
+    screened = [c for c in checks if c.screen is not None and c not in on_values]
     if screened:
         aggs = ", ".join(f"coalesce({c.screen_on(quote_ident(c.column))}, false)" for c in screened)
         res: Any = con.execute(f"SELECT {aggs} FROM {table}").fetchone()
         maybe += [c for c, flagged in zip(screened, res, strict=True) if flagged]
+    for c in on_values:
+        (flagged,) = con.execute(
+            f"SELECT coalesce({c.screen_on('v')}, false) FROM {values[c.column]}"
+        ).fetchone() or (True,)
+        if flagged:
+            maybe.append(c)
     for c in checks:
         if c.distinct:
             q = quote_ident(c.column)
-            values = (distinct_tables or {}).get(c.column)
-            src = values or f"(SELECT DISTINCT {q} AS v FROM {table})"
+            src = values.get(c.column) or f"(SELECT DISTINCT {q} AS v FROM {table})"
             (bad,) = con.execute(f"SELECT count(*) FROM {src} WHERE {c.on('v')}").fetchone() or (0,)
             if bad:
                 maybe.append(c)

@@ -216,7 +216,7 @@ def people(con: duckdb.DuckDBPyConnection, enc: pa.DictionaryArray, key: bytes) 
     hashed = pseudonyms(con, enc.dictionary, key)
     pids = _single(hashed, "pid")
     w0 = _fixed_width(_single(hashed, "w0"), 8).view(">u8").ravel()
-    order = np.argsort(w0, kind="stable")
+    order = np.argsort(w0)  # ties are resolved below, on the full text
     w0_sorted = w0[order]
     if np.any(w0_sorted[1:] == w0_sorted[:-1]):
         # Spellings that normalise alike (one person), or two pseudonyms sharing 64 bits:
@@ -276,7 +276,8 @@ def row_order(con: duckdb.DuckDBPyConnection, persons: People, seed: int, limit:
     h = np.asarray(h, dtype=np.uint64)
     bits = max(1, (persons.count - 1).bit_length())
     pord = persons.pord
-    key = (pord.astype(np.uint64) << np.uint64(64 - bits)) | (h >> np.uint64(bits))
+    key = np.right_shift(h, np.uint64(bits))
+    key |= np.left_shift(pord.view(np.uint64), np.uint64(64 - bits))
     perm = np.argsort(key)
     sorted_key = key[perm]
     del key
@@ -285,7 +286,8 @@ def row_order(con: duckdb.DuckDBPyConnection, persons: People, seed: int, limit:
         perm = np.lexsort((h, pord))
         pord_sorted = pord[perm]
     else:
-        pord_sorted = (sorted_key >> np.uint64(64 - bits)).astype(np.int64)
+        sorted_key >>= np.uint64(64 - bits)
+        pord_sorted = sorted_key.view(np.int64)
     del sorted_key, h
     before = np.cumsum(persons.counts) - persons.counts
     rank = np.arange(n, dtype=np.int64)
@@ -363,6 +365,11 @@ class Encodings:
             for name in names:
                 if name not in self._done:
                     self._done[name] = pool.submit(encode, self._raw.column(name))
+
+    def started(self) -> set[str]:
+        """The columns being (or already) encoded."""
+        with self._lock:
+            return set(self._done)
 
     def release(self) -> None:
         """Forget the raw table (encodings already made are kept)."""

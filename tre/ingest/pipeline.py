@@ -641,7 +641,8 @@ def _check_in_memory(
 ) -> None:
     """The row checks on the Arrow rows; per-value checks on the columns' dictionaries."""
     positions = pa.array(np.arange(raw.num_rows, dtype=np.int64))
-    distinct = {c.column for c in row_checks if c.distinct}
+    encoded = encodings.started()
+    distinct = {c.column for c in row_checks if c.distinct or c.screen_on_values} & encoded
     tables = {n: f"_tre_distinct_{i}" for i, n in enumerate(sorted(distinct))}
     with ExitStack() as stack:
         stack.enter_context(
