@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tre.catalog.manifest import sha256_file
 from tre.catalog.policy import RANK_COLUMN, DatasetPolicy, RareToOtherRule
 from tre.errors import InternalError
 from tre.ingest.generalise import rare_to_other_sql, rule_sql
@@ -133,7 +134,8 @@ def arrow_memory_pool() -> Iterator[None]:
 class People:
     """The people of an extract, numbered 0.. in pseudonym order (`pord`)."""
 
-    pids: pa.Array  # the pseudonym of each person, in pseudonym order
+    pids: pa.Array  # pseudonyms, one per distinct raw identifier
+    entry: np.ndarray  # by pord: the index in `pids` of the person's pseudonym
     counts: np.ndarray  # rows per person, by pord
     pord: np.ndarray  # per raw row: its person's pord
 
@@ -231,9 +233,9 @@ def people(con: duckdb.DuckDBPyConnection, enc: pa.DictionaryArray, key: bytes) 
     pord_of_entry = np.empty(len(order), dtype=np.int64)
     pord_of_entry[order] = person_of_sorted
     pord = pord_of_entry[enc.indices.to_numpy()]
-    by_person = pids.take(pa.array(order[new]))
-    counts = np.bincount(pord, minlength=len(by_person))
-    return People(by_person, counts, pord)
+    entry = order[new]
+    counts = np.bincount(pord, minlength=len(entry))
+    return People(pids, entry, counts, pord)
 
 
 # --- order -----------------------------------------------------------------------------------
@@ -447,13 +449,14 @@ def output_columns(
 # --- write -----------------------------------------------------------------------------------
 
 
-def _pid_dictionary(pids: pa.Array, pord: np.ndarray) -> pa.DictionaryArray:
+def _pid_dictionary(persons: People, pord: np.ndarray) -> pa.DictionaryArray:
     """The pseudonyms of the people `pord` (non-decreasing), as indices into a dictionary of
     just those people: the writer then writes each pseudonym once per row group."""
     first = np.ones(len(pord), dtype=bool)
     np.not_equal(pord[1:], pord[:-1], out=first[1:])
     indices = np.cumsum(first, dtype=np.int32) - 1
-    return pa.DictionaryArray.from_arrays(pa.array(indices), pids.take(pa.array(pord[first])))
+    dictionary = persons.pids.take(pa.array(persons.entry[pord[first]]))
+    return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
 
 
 @dataclass(frozen=True)
@@ -471,35 +474,39 @@ def write_segment(
     start: int,
     stop: int,
     order: Order,
-    pids: pa.Array,
+    persons: People,
     pid_name: str,
     columns: list[OutColumn],
     settings: WriteSettings,
     done: Callable[[int], None],
-) -> None:
+) -> dict[Path, str]:
     """Write published rows start..stop to `folder/data_<i>.parquet`, one row group at a time.
 
     A new file starts once one reaches about `file_size` bytes. Dictionary encoding is off for
     floating-point columns (nearly every value differs: the writer would try, then give up).
+    Returns each file's sha256, computed as soon as it is closed.
     """
     folder.mkdir(mode=0o700)
     names = [pid_name, *(c.name for c in columns), RANK_COLUMN]
     writer: pq.ParquetWriter | None = None
     sink: pa.NativeFile | None = None
-    files = 0
+    path = folder
+    hashes: dict[Path, str] = {}
     try:
         for lo in range(start, stop, settings.row_group_size):
             hi = min(lo + settings.row_group_size, stop)
             raw_rows, pord, rank = order.rows(lo, hi)
             rows = pa.array(raw_rows)
             arrays = [
-                _pid_dictionary(pids, pord),
+                _pid_dictionary(persons, pord),
                 *(c.take(rows) for c in columns),
                 pa.array(rank),
             ]
             table = pa.Table.from_arrays(arrays, names=names)
             if writer is None:
-                sink = pa.OSFile(str(folder / f"data_{files}.parquet"), "wb")
+                path = folder / f"data_{len(hashes)}.parquet"
+                hashes[path] = ""
+                sink = pa.OSFile(str(path), "wb")
                 writer = pq.ParquetWriter(
                     sink,
                     table.schema,
@@ -523,7 +530,6 @@ def write_segment(
                     ),
                     store_schema=False,
                 )
-                files += 1
             writer.write_table(table, row_group_size=settings.row_group_size)
             done(hi - lo)
             assert sink is not None
@@ -531,11 +537,15 @@ def write_segment(
                 writer.close()
                 sink.close()
                 writer = sink = None
+                hashes[path] = sha256_file(path)
     finally:
         if writer is not None:
             writer.close()
         if sink is not None:
             sink.close()
+    if hashes and not hashes[path]:
+        hashes[path] = sha256_file(path)
+    return hashes
 
 
 def segments(order: Order, row_group_size: int, writers: int) -> list[tuple[int, int]]:
@@ -563,13 +573,13 @@ def write_all(
     pool: Executor,
     writers: int,
     done: Callable[[int], None],
-) -> list[tuple[Path, Future[None]]]:
+) -> list[tuple[Path, Future[dict[Path, str]]]]:
     """Start writing every segment on `pool`; returns (folder, future) pairs in file order."""
     out = []
     for i, (lo, hi) in enumerate(segments(order, settings.row_group_size, writers)):
         folder = out_dir / f"seg-{i:03d}"
         fut = pool.submit(
-            write_segment, folder, lo, hi, order, persons.pids, pid_name, columns, settings, done
+            write_segment, folder, lo, hi, order, persons, pid_name, columns, settings, done
         )
         out.append((folder, fut))
     return out

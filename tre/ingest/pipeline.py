@@ -685,13 +685,17 @@ def _write_in_memory(
     segments = columnar.write_all(
         out_dir, order, persons, policy.pseudonym_column, columns, settings, pool, writers, done
     )
+    hashes: dict[Path, str] = {}
     for _, future in segments:
-        future.result()
-    return _collect_parts([folder for folder, _ in segments], staging)
+        hashes.update(future.result())
+    return _collect_parts([folder for folder, _ in segments], staging, hashes)
 
 
-def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
-    """Move DuckDB's `data_<i>.parquet` files to `part-<n>.parquet` in order, with checksums."""
+def _collect_parts(
+    folders: list[Path], staging: Path, hashes: dict[Path, str] | None = None
+) -> list[ManifestFile]:
+    """Move the written `data_<i>.parquet` files to `part-<n>.parquet` in order, with checksums
+    (from `hashes` when the writer computed them already)."""
     import pyarrow.parquet as pq
 
     written = [
@@ -706,12 +710,13 @@ def _collect_parts(folders: list[Path], staging: Path) -> list[ManifestFile]:
             path.unlink()  # e.g. nobody has more rows than the limit
             continue
         target = staging / PART_PATTERN.format(len(files))
+        known = (hashes or {}).get(path)
         path.rename(target)
         lo, hi = _rank_range(meta)
         files.append(
             ManifestFile(
                 path=target.name,
-                sha256=sha256_file(target),
+                sha256=known or sha256_file(target),
                 bytes=target.stat().st_size,
                 rows=meta.num_rows,
                 min_rank=lo,

@@ -201,10 +201,17 @@ def distinct_pair_counts(person: np.ndarray, codes: np.ndarray, span: int) -> np
 
 
 def _pairs(person: np.ndarray, codes: np.ndarray, bits: int) -> np.ndarray:
-    """person << bits | code, as a new uint64 array."""
-    pairs = np.left_shift(person.astype(np.uint64, copy=False), np.uint64(bits))
-    pairs |= codes.astype(np.uint64, copy=False)
+    """person << bits | code, as a new uint64 array (both non-negative)."""
+    pairs = np.left_shift(_unsigned(person), np.uint64(bits))
+    pairs |= _unsigned(codes)
     return pairs
+
+
+def _unsigned(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers as uint64 (a view when they are 64-bit already)."""
+    if values.dtype in (np.int64, np.uint64):
+        return values.view(np.uint64)
+    return values.astype(np.uint64)
 
 
 def _people_per_code(unique_pairs: np.ndarray, bits: int, span: int) -> np.ndarray:
@@ -231,7 +238,7 @@ def _packed_class_sizes(
     combo = np.zeros(len(person), dtype=np.uint64)
     for (_, codes, _), width in zip(quasi, widths, strict=True):
         combo <<= np.uint64(width)
-        combo |= codes.astype(np.uint64, copy=False)
+        combo |= _unsigned(codes)
     pairs = _pairs(person, combo, total)
     del combo
     pairs.sort()
