@@ -581,6 +581,12 @@ def _ingest_in_memory(
         if col.column_class == "quasi_identifier" and (out := policy.output_name(name))
     }
 
+    abandon = threading.Event()  # set when the checks fail: the other tasks stop early
+
+    def go_on() -> None:
+        if abandon.is_set():
+            raise _Abandoned
+
     def order_rows(cur: duckdb.DuckDBPyConnection) -> columnar.Order:
         try:
             persons = columnar.people(cur, encodings.get(unit), key)
@@ -588,6 +594,7 @@ def _ingest_in_memory(
             people.set_exception(exc)
             raise
         people.set_result(persons)
+        go_on()
         return columnar.row_order(cur, persons, rank_seed(key), policy.contribution_limit)
 
     def columns_and_report(
@@ -601,6 +608,7 @@ def _ingest_in_memory(
             raise
         columns.set_result(out)
         persons = people.result()
+        go_on()
         quasi = [(c.name, *c.codes()) for c in out if c.name in qi_names]
         return coded_report(cur, persons.pord, persons.counts, quasi, policy.contribution_limit)
 
@@ -617,7 +625,13 @@ def _ingest_in_memory(
         report = pool.submit(columns_and_report, cursors[1], columns)
         with progress.stage("checking rows", con):
             assert raw is not None
-            _check_in_memory(con, raw, extract, row_checks, encodings)
+            try:
+                _check_in_memory(con, raw, extract, row_checks, encodings)
+            except BaseException:
+                abandon.set()
+                for cur in cursors:
+                    cur.interrupt()  # the pseudonyms' SQL, the generalisation's SQL
+                raise
         with progress.stage("pseudonymising and generalising", con):
             persons = people.result()
             ordered = order.result()
@@ -630,6 +644,10 @@ def _ingest_in_memory(
             )
             return files, report.result()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Abandoned(Exception):
+    """A task stopped because the checks failed (never raised to the caller)."""
 
 
 def _check_in_memory(
