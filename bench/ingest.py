@@ -8,7 +8,9 @@ own subprocess so that its peak memory (ru_maxrss) is its own:
 
 - baseline: `COPY (SELECT * FROM read_csv(file)) TO 'x.parquet'` in plain DuckDB;
 - tre: `tre.ingest.ingest` with the shipped policy (validation, HMAC pseudonyms, generalisation,
-  keyed per-person ranks, sort by pseudonym, manifest, atomic publish).
+  keyed per-person ranks, sort by pseudonym, manifest, atomic publish). An extract this size
+  takes tre's in-memory path (Arrow and NumPy, `IngestOptions.in_memory_limit`);
+  `--in-memory-limit none` times the DuckDB path that larger extracts take.
 
 The baseline runs before and after the ingest (the machine is shared; their mean is the
 reference). Prints rows/s, peak memory, the ratio tre/baseline and the time per ingest stage,
@@ -50,8 +52,9 @@ import json, resource, sys, time
 from pathlib import Path
 from tre.catalog.keys import KeyStore
 from tre.ingest.pipeline import IngestOptions, ingest
-src, policy, datasets, keys, data, threads = sys.argv[1:7]
-opts = IngestOptions(threads=int(threads) or None, progress=False)
+src, policy, datasets, keys, data, threads, in_memory = sys.argv[1:8]
+limit = {"default": IngestOptions.in_memory_limit, "none": None}.get(in_memory, in_memory)
+opts = IngestOptions(threads=int(threads) or None, progress=False, in_memory_limit=limit)
 t = time.perf_counter()
 res = ingest(Path(src), Path(policy), datasets_dir=Path(datasets),
              key_store=KeyStore(Path(keys), Path(data)), options=opts)
@@ -93,6 +96,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="health rows to ingest")
     parser.add_argument("--seed", type=int, default=1, help="synthetic population seed")
     parser.add_argument("--threads", type=int, default=0, help="DuckDB threads (0: all cores)")
+    parser.add_argument(
+        "--in-memory-limit",
+        default="default",
+        help="tre's in-memory path budget, e.g. 4GB; 'none' forces the DuckDB path",
+    )
     args = parser.parse_args(argv)
 
     from tre.catalog.keys import KeyStore
@@ -117,6 +125,7 @@ def main(argv: list[str]) -> int:
         str(keys),
         str(data),
         str(args.threads),
+        args.in_memory_limit,
     )
     print(f"tre ingest:           {tre['seconds']:.1f} s", flush=True)
     base2 = _run(_BASELINE, str(src), str(work / "baseline.parquet"))
