@@ -77,7 +77,7 @@ class IngestOptions:
     """Resource and layout settings of one ingest."""
 
     memory_limit: str = "2500MB"  # DuckDB's limit; it spills to the staging folder beyond it
-    # Extracts whose in-memory ingest is estimated to fit this (about 2.6 bytes per byte of
+    # Extracts whose in-memory ingest is estimated to fit this (about 3 bytes per byte of
     # extract) are ingested with Arrow and NumPy (`columnar`), several times faster; larger
     # ones by DuckDB's spilling sort within `memory_limit`. None: always DuckDB's.
     in_memory_limit: str | None = "4GB"
