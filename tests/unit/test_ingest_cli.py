@@ -71,3 +71,30 @@ def test_ingest_refuses_a_policy_for_another_dataset(env: Path) -> None:
         app, ["ingest", "health", str(csv), "--policy", str(other), "--no-progress"]
     )
     assert result.exception is not None and "describes dataset 'visits'" in str(result.exception)
+
+
+def test_in_memory_limit_is_an_option(env: Path) -> None:
+    """`none` sends the ingest through DuckDB's sort (both paths publish the same rows:
+    tests/integration/test_ingest.py); a re-run on the other path publishes nothing."""
+    csv = write_csv(env / "health.csv", health_rows(people=25, seed=4))
+    runner = CliRunner()
+    first = runner.invoke(
+        app, ["ingest", "health", str(csv), "--no-progress", "--json", "--in-memory-limit", "none"]
+    )
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["published"] is True
+    again = runner.invoke(
+        app, ["ingest", "health", str(csv), "--no-progress", "--json", "--in-memory-limit", "2GiB"]
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["published"] is False
+
+
+def test_a_bad_in_memory_limit_is_refused_with_a_hint(env: Path) -> None:
+    csv = write_csv(env / "health.csv", health_rows(people=5, seed=2))
+    result = CliRunner().invoke(
+        app, ["ingest", "health", str(csv), "--no-progress", "--in-memory-limit", "lots"]
+    )
+    assert result.exception is not None
+    assert "--in-memory-limit 'lots' is not a size" in str(result.exception)
+    assert not (env / "data" / "datasets" / "health").exists()
