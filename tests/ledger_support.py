@@ -54,7 +54,7 @@ def _reserve_many(
                     rid = ledger.reserve_alone(db, project, charges, actor=actor, now=T0).id
                 else:
                     with db.transaction() as s:
-                        rid = ledger.reserve(s, project, charges, actor=actor, now=T0)
+                        rid = ledger.reserve(s, project, charges, actor=actor, now=T0).id
             except Conflict:
                 refused += 1
                 continue

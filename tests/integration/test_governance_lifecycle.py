@@ -261,7 +261,7 @@ def test_revocation_ends_access_and_closes_the_budget(db: Database, w: World) ->
         tok = g.issue_token(s, w.alice, p.id, now=T0)
         rid = LEDGER.reserve(
             s, p.id, {"health": Budget(rho=Decimal("0.1"))}, actor="user:4", now=T0
-        )
+        ).id
     with db.transaction() as s:
         p = g.revoke_project(
             s, w.custodian, p.id, reason="breach of conditions", budget=LEDGER, now=T0

@@ -28,7 +28,7 @@ def rho(x: str, delta: str = "0") -> Budget:
 def test_reserve_then_commit_the_actual_cost(ledger_db: Database) -> None:
     db = ledger_db
     with db.transaction() as s:
-        rid = L.reserve(s, 1, {"health": rho("0.2", "1e-7")}, actor="user:4", now=T0)
+        rid = L.reserve(s, 1, {"health": rho("0.2", "1e-7")}, actor="user:4", now=T0).id
     with db.read() as s:
         a = L.allowance(s, 1, "health")
         assert a.reserved == rho("0.2", "1e-7") and a.committed == Budget.zero()
@@ -94,7 +94,9 @@ def test_a_multi_dataset_reservation_is_all_or_nothing(ledger_db: Database) -> N
     with db.read() as s:
         assert L.allowance(s, 1, "education").reserved == Budget.zero()
     with db.transaction() as s:
-        rid = L.reserve(s, 1, {"education": rho("1"), "health": rho("0.1")}, actor="user:4", now=T0)
+        rid = L.reserve(
+            s, 1, {"education": rho("1"), "health": rho("0.1")}, actor="user:4", now=T0
+        ).id
     with db.transaction() as s:
         L.commit(s, rid, actual={"education": rho("0.5")}, actor="user:4", now=T0)
     with db.read() as s:
@@ -106,8 +108,8 @@ def test_a_multi_dataset_reservation_is_all_or_nothing(ledger_db: Database) -> N
 def test_commit_and_release_are_one_way(ledger_db: Database) -> None:
     db = ledger_db
     with db.transaction() as s:
-        a = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0)
-        b = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0)
+        a = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0).id
+        b = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0).id
     with pytest.raises(InvalidInput, match="exceeds the reserved"), db.transaction() as s:
         L.commit(s, a, actual={"health": rho("0.2")}, actor="user:4", now=T0)
     with pytest.raises(InvalidInput, match="holds no budget"), db.transaction() as s:
@@ -130,10 +132,10 @@ def test_commit_and_release_are_one_way(ledger_db: Database) -> None:
 def test_stale_reservations_expire_and_cannot_be_committed(ledger_db: Database) -> None:
     db = ledger_db
     with db.transaction() as s:
-        old = L.reserve(s, 1, {"health": rho("0.5")}, actor="user:4", now=T0)
+        old = L.reserve(s, 1, {"health": rho("0.5")}, actor="user:4", now=T0).id
         short = L.reserve(
             s, 2, {"health": rho("0.1")}, actor="user:5", now=T0, ttl=timedelta(seconds=30)
-        )
+        ).id
     # Five minutes later the first reservation's hold is gone; its budget is free again.
     with db.transaction() as s:
         L.reserve(s, 1, {"health": rho("0.5")}, actor="user:4", now=later(0, 0) + L.reservation_ttl)
@@ -176,7 +178,7 @@ def test_no_allowance_no_cap_not_started_expired(ledger_db: Database) -> None:
 def test_lowering_a_cap_below_the_spend_stops_spending(ledger_db: Database) -> None:
     db = ledger_db
     with db.transaction() as s:
-        rid = L.reserve(s, 1, {"health": rho("0.4")}, actor="user:4", now=T0)
+        rid = L.reserve(s, 1, {"health": rho("0.4")}, actor="user:4", now=T0).id
         L.commit(s, rid, actor="user:4", now=T0)
         L.set_dataset_cap(s, "health", rho("0.3", "1e-6"), actor=ACTOR, now=T0)
     with pytest.raises(Conflict, match="lifetime cap"), db.transaction() as s:
@@ -188,7 +190,9 @@ def test_lowering_a_cap_below_the_spend_stops_spending(ledger_db: Database) -> N
 def test_allowances_close_and_stay_closed(ledger_db: Database) -> None:
     db = ledger_db
     with db.transaction() as s:
-        rid = L.reserve(s, 1, {"health": rho("0.1"), "education": rho("1")}, actor="user:4", now=T0)
+        rid = L.reserve(
+            s, 1, {"health": rho("0.1"), "education": rho("1")}, actor="user:4", now=T0
+        ).id
         L.close_allowances(s, 1, reason="project closed", actor=ACTOR, now=T0)
     with db.read() as s:
         assert L.reservation(s, rid).state is ReservationState.RELEASED
@@ -223,7 +227,7 @@ def test_the_audit_trail_adds_up_to_the_ledger(ledger_db: Database) -> None:
     amounts = ["0.01", "0.02", "0.03", "0.000000000007", "0.1"]
     for i, x in enumerate(amounts):
         with db.transaction() as s:
-            rid = L.reserve(s, 1 + i % 2, {"health": rho(x, "1e-9")}, actor="user:4", now=T0)
+            rid = L.reserve(s, 1 + i % 2, {"health": rho(x, "1e-9")}, actor="user:4", now=T0).id
             if i != 2:
                 L.commit(s, rid, actor="user:4", now=T0)
             else:
@@ -242,7 +246,7 @@ def test_racing_settlements_of_one_reservation_settle_it_once(ledger_db: Databas
     """Commits and releases of the same reservation race from threads: exactly one wins."""
     db = ledger_db
     with db.transaction() as s:
-        rid = L.reserve(s, 1, {"health": rho("0.2")}, actor="user:4", now=T0)
+        rid = L.reserve(s, 1, {"health": rho("0.2")}, actor="user:4", now=T0).id
     outcomes: list[str] = []
     barrier = threading.Barrier(6)
 

@@ -235,7 +235,7 @@ def test_the_server_side_chain_is_the_python_chain(ledger_db: Database) -> None:
     db = ledger_db
     rid = L.reserve_alone(db, 1, {"health": rho("0.1")}, actor="user:4", now=T0, purpose="a → b").id
     with db.transaction() as s:
-        other = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0)
+        other = L.reserve(s, 1, {"health": rho("0.1")}, actor="user:4", now=T0).id
     L.commit_alone(db, rid, actor="user:4", now=T0)
     with db.transaction() as s:
         L.commit(s, other, actor="user:4", now=T0)

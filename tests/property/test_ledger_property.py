@@ -164,7 +164,7 @@ def test_the_ledger_never_overspends_and_agrees_with_the_model(
                         {name[d]: _b(u) for d, u in charges.items()},
                         actor="system:t",
                         now=now,
-                    )
+                    ).id
             except Conflict:
                 assert not expected
                 event("reservation refused")

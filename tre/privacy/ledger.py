@@ -573,28 +573,13 @@ class Ledger:
         now: datetime,
         purpose: str | None = None,
         ttl: timedelta | None = None,
-    ) -> str:
-        """Hold budget on every dataset in `charges`, or refuse with the limit that would break.
+    ) -> ReservationView:
+        """Hold budget on every dataset in `charges`, or refuse with the limit that would break;
+        returns the reservation as stored (without reading it back).
 
         Raises Forbidden (no allowance on a dataset), Conflict (allowance closed, not yet
         valid or past its end date; allowance or dataset cap would be exceeded).
         """
-        return self.reserve_view(
-            session, project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl
-        ).id
-
-    def reserve_view(
-        self,
-        session: Session,
-        project_id: int,
-        charges: Mapping[str, Budget],
-        *,
-        actor: str,
-        now: datetime,
-        purpose: str | None = None,
-        ttl: timedelta | None = None,
-    ) -> ReservationView:
-        """`reserve`, returning the reservation as stored (without reading it back)."""
         plan = self._plan(project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl)
         rid, now, expires_at, units = plan.id, plan.now, plan.expires_at, plan.units
         # Before the chain lock, only statements that wait for nobody: inserting a
@@ -709,7 +694,7 @@ class Ledger:
         purpose: str | None = None,
         ttl: timedelta | None = None,
     ) -> ReservationView:
-        """`reserve_view` in a transaction of its own."""
+        """`reserve` in a transaction of its own."""
         if db.is_postgres:
             plan = self._plan(project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl)
             try:
@@ -717,7 +702,7 @@ class Ledger:
             except _SweepFirst:
                 pass
         with db.transaction() as s:
-            return self.reserve_view(
+            return self.reserve(
                 s, project_id, charges, actor=actor, now=now, purpose=purpose, ttl=ttl
             )
 
@@ -730,7 +715,7 @@ class Ledger:
         now: datetime,
         actual: Mapping[str, Budget] | None = None,
     ) -> ReservationView:
-        """`commit_view` in a transaction of its own."""
+        """`commit` in a transaction of its own."""
         if db.is_postgres:
             try:
                 return db.alone(
@@ -741,12 +726,12 @@ class Ledger:
             except _SweepFirst:
                 pass
         with db.transaction() as s:
-            return self.commit_view(s, reservation_id, actor=actor, now=now, actual=actual)
+            return self.commit(s, reservation_id, actor=actor, now=now, actual=actual)
 
     def release_alone(
         self, db: Database, reservation_id: str, *, actor: str, now: datetime
     ) -> ReservationView:
-        """`release_view` in a transaction of its own."""
+        """`release` in a transaction of its own."""
         if db.is_postgres:
             try:
                 return db.alone(
@@ -757,12 +742,12 @@ class Ledger:
             except _SweepFirst:
                 pass
         with db.transaction() as s:
-            return self.release_view(s, reservation_id, actor=actor, now=now)
+            return self.release(s, reservation_id, actor=actor, now=now)
 
     def _reserve_call(
         self, session: Session, plan: _Planned, charges: Mapping[str, Budget], actor: str
     ) -> ReservationView:
-        """`tre_ledger_reserve` (autocommit session); refusals explained as `reserve_view`."""
+        """`tre_ledger_reserve` (autocommit session); refusals explained as `reserve`."""
         today = plan.now.date()
         params = {
             "x_id": plan.id,
@@ -803,7 +788,7 @@ class Ledger:
         actual: Mapping[str, Budget] | None,
     ) -> ReservationView:
         """`tre_ledger_settle` (autocommit session): a commit or release of an open
-        reservation, explained as `commit_view` / `release_view` when it is refused."""
+        reservation, explained as `commit` / `release` when it is refused."""
         now = now.astimezone(UTC)
         res, items = self._open_reservation(session, reservation_id, now)
         datasets = sorted(items)
@@ -865,18 +850,6 @@ class Ledger:
         return found.first() is not None
 
     def commit(
-        self,
-        session: Session,
-        reservation_id: str,
-        *,
-        actor: str,
-        now: datetime,
-        actual: Mapping[str, Budget] | None = None,
-    ) -> None:
-        """Spend a reservation: `actual` (default: as reserved; ≤ reserved) becomes committed."""
-        self.commit_view(session, reservation_id, actor=actor, now=now, actual=actual)
-
-    def commit_view(
         self,
         session: Session,
         reservation_id: str,
@@ -958,11 +931,7 @@ class Ledger:
                 )
         return spent
 
-    def release(self, session: Session, reservation_id: str, *, actor: str, now: datetime) -> None:
-        """Give a reservation back unspent (the query failed or was not run)."""
-        self.release_view(session, reservation_id, actor=actor, now=now)
-
-    def release_view(
+    def release(
         self, session: Session, reservation_id: str, *, actor: str, now: datetime
     ) -> ReservationView:
         """`release`, returning the reservation as stored (without reading it back)."""

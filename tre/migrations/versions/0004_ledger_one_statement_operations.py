@@ -8,8 +8,8 @@ queues on that lock, so its hold time bounds the ledger's throughput (bench/ledg
 - `tre_audit_append` extends the hash chain exactly as `tre.audit.record` does: the event's
   canonical JSON comes from Python in two parts (`tre.audit.store.ChainEntry`), the previous
   hash and the seq are spliced in here, under the lock, and hashed with sha256.
-- `tre_ledger_reserve` / `tre_ledger_settle` do what `Ledger.reserve_view` and
-  `Ledger.commit_view` / `release_view` do, statement for statement, in the same lock order
+- `tre_ledger_reserve` / `tre_ledger_settle` do what `Ledger.reserve` and
+  `Ledger.commit` / `release` do, statement for statement, in the same lock order
   (the chain head first). They refuse by raising SQLSTATEs of class `TL` (see
   tre.privacy.ledger), which roll the whole call back; the Python side explains a refusal
   with the same reads and errors as before. Expired reservations to sweep make them raise
