@@ -716,32 +716,35 @@ class Ledger:
         actual: Mapping[str, Budget] | None = None,
     ) -> ReservationView:
         """`commit` in a transaction of its own."""
-        if db.is_postgres:
-            try:
-                return db.alone(
-                    lambda s: self._settle_call(
-                        s, reservation_id, ReservationState.COMMITTED, actor, now, actual
-                    )
-                )
-            except _SweepFirst:
-                pass
-        with db.transaction() as s:
-            return self.commit(s, reservation_id, actor=actor, now=now, actual=actual)
+        return self._settle_alone(
+            db, reservation_id, ReservationState.COMMITTED, actor, now, actual
+        )
 
     def release_alone(
         self, db: Database, reservation_id: str, *, actor: str, now: datetime
     ) -> ReservationView:
         """`release` in a transaction of its own."""
+        return self._settle_alone(db, reservation_id, ReservationState.RELEASED, actor, now, None)
+
+    def _settle_alone(
+        self,
+        db: Database,
+        reservation_id: str,
+        state: ReservationState,
+        actor: str,
+        now: datetime,
+        actual: Mapping[str, Budget] | None,
+    ) -> ReservationView:
         if db.is_postgres:
             try:
                 return db.alone(
-                    lambda s: self._settle_call(
-                        s, reservation_id, ReservationState.RELEASED, actor, now, None
-                    )
+                    lambda s: self._settle_call(s, reservation_id, state, actor, now, actual)
                 )
             except _SweepFirst:
                 pass
         with db.transaction() as s:
+            if state == ReservationState.COMMITTED:
+                return self.commit(s, reservation_id, actor=actor, now=now, actual=actual)
             return self.release(s, reservation_id, actor=actor, now=now)
 
     def _reserve_call(
