@@ -44,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio.to_thread
 import httpx
 import psutil
 import sqlalchemy as sa
@@ -58,6 +61,7 @@ from fastapi import FastAPI
 
 from tre import audit
 from tre import governance as g
+from tre.config import load_settings
 from tre.db import Database, utcnow
 from tre.privacy.ledger import Ledger
 from tre.wire.grant import Budget
@@ -519,12 +523,21 @@ CEILING_TABLE = "bench_ceiling"
 def ceiling_app() -> FastAPI:
     """A bare app: POST /ceiling runs one UPDATE in a tre write transaction, no auth, no audit.
 
-    Served by the same uvicorn command, database engine (tre.db) and client as the ledger
-    run, it measures what this machine can do through HTTP at best right now: the ledger can
-    at most reach half its requests/s in reserve + commit cycles (two requests each).
+    Served by the same uvicorn command, database engine (tre.db), thread limit
+    (settings.api_threads) and client as the ledger run, it measures what this machine can do
+    through HTTP at best right now: the ledger can at most reach half its requests/s in
+    reserve + commit cycles (two requests each).
     """
     db = Database.from_url(os.environ["TRE_DATABASE_URL"])
-    app = FastAPI()
+    threads = load_settings().api_threads
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+        db.dispose()
+
+    app = FastAPI(lifespan=lifespan)
     bump = sa.text(f"UPDATE {CEILING_TABLE} SET n = n + 1 WHERE id = 1")
 
     @app.post("/ceiling")
