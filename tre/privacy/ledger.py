@@ -391,6 +391,26 @@ _SWEEP_FIRST, _NO_ALLOWANCE, _NO_CAP, _NOT_OPEN = "TL001", "TL002", "TL003", "TL
 _UNIQUE_VIOLATION = "23505"
 
 
+def _settled_view(
+    reservation_id: str,
+    res: Any,
+    items: Mapping[str, tuple[int, int]],
+    spent: Mapping[str, tuple[int, int]] | None,
+    now: datetime,
+) -> ReservationView:
+    """A reservation just settled at `now`: committed with `spent`, or released (None)."""
+    return ReservationView(
+        id=reservation_id,
+        project_id=res.project_id,
+        state=ReservationState.RELEASED if spent is None else ReservationState.COMMITTED,
+        reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
+        committed=None if spent is None else {ds: Budget.from_units(*u) for ds, u in spent.items()},
+        created_at=res.created_at,
+        expires_at=res.expires_at,
+        settled_at=now,
+    )
+
+
 class _SweepFirst(Exception):
     """Expired reservations are waiting to be released: take the transaction path."""
 
@@ -832,19 +852,8 @@ class Ledger:
             if code == _NOT_OPEN:
                 self._refuse_unsettled(session, reservation_id)
             raise
-        return ReservationView(
-            id=reservation_id,
-            project_id=res.project_id,
-            state=state,
-            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
-            committed=(
-                {ds: Budget.from_units(*u) for ds, u in spent.items()}
-                if state == ReservationState.COMMITTED
-                else None
-            ),
-            created_at=res.created_at,
-            expires_at=res.expires_at,
-            settled_at=now,
+        return _settled_view(
+            reservation_id, res, items, spent if state == ReservationState.COMMITTED else None, now
         )
 
     @staticmethod
@@ -897,16 +906,7 @@ class Ledger:
             now=now,
             head=head,
         )
-        return ReservationView(
-            id=reservation_id,
-            project_id=res.project_id,
-            state=ReservationState.COMMITTED,
-            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
-            committed={ds: Budget.from_units(*u) for ds, u in spent.items()},
-            created_at=res.created_at,
-            expires_at=res.expires_at,
-            settled_at=now,
-        )
+        return _settled_view(reservation_id, res, items, spent, now)
 
     @staticmethod
     def _spent(
@@ -955,16 +955,7 @@ class Ledger:
             now=now,
             head=head,
         )
-        return ReservationView(
-            id=reservation_id,
-            project_id=res.project_id,
-            state=ReservationState.RELEASED,
-            reserved={ds: Budget.from_units(*u) for ds, u in items.items()},
-            committed=None,
-            created_at=res.created_at,
-            expires_at=res.expires_at,
-            settled_at=now,
-        )
+        return _settled_view(reservation_id, res, items, None, now)
 
     def expire_stale(self, session: Session, *, now: datetime) -> int:
         """Release every reservation whose time ran out; returns how many."""
