@@ -311,13 +311,11 @@ def coded_report(
             else:
                 done = [f.result() for f in [pool.submit(task) for task in tasks]]
         combination, per_column = done[0], tuple(done[1:])
-    con.complete()  # a result left open by execute() would refuse the registration
-    con.register("_tre_rows_per_person", pa.table({"n": rows_per_person}))
-    try:
+    # Imported here: columnar imports this module (distinct_pair_counts).
+    from tre.ingest.columnar import registered
+
+    with registered(con, "_tre_rows_per_person", pa.table({"n": rows_per_person})):
         rpp, dist = _rows_per_person(con, "_tre_rows_per_person", per_person=True)
-    finally:
-        con.complete()
-        con.unregister("_tre_rows_per_person")
     return _report(combination, per_column, rpp, dist, contribution_limit)
 
 
