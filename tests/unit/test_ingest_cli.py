@@ -96,5 +96,5 @@ def test_a_bad_in_memory_limit_is_refused_with_a_hint(env: Path) -> None:
         app, ["ingest", "health", str(csv), "--no-progress", "--in-memory-limit", "lots"]
     )
     assert result.exception is not None
-    assert "--in-memory-limit 'lots' is not a size" in str(result.exception)
+    assert "in-memory limit 'lots' is not a size" in str(result.exception)
     assert not (env / "data" / "datasets" / "health").exists()

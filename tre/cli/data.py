@@ -88,18 +88,9 @@ def ingest_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Validate, pseudonymise and publish a raw extract as the dataset's next version."""
-    from tre.ingest.columnar import parse_size
     from tre.ingest.pipeline import IngestOptions, ingest
 
     in_memory: str | None = None if in_memory_limit.strip().lower() == "none" else in_memory_limit
-    if in_memory is not None:
-        try:
-            parse_size(in_memory)
-        except ValueError:
-            raise InvalidInput(
-                f"--in-memory-limit {in_memory_limit!r} is not a size",
-                hint="Give a size such as 4GB or 2GiB, or 'none' to always use DuckDB's sort.",
-            ) from None
 
     settings = _settings()
     policy_path = policy or settings.policy_dir / "datasets" / f"{dataset}.yaml"

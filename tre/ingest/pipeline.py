@@ -52,7 +52,7 @@ from tre.catalog.manifest import (
     sha256_file,
 )
 from tre.catalog.policy import RANK_COLUMN, DatasetPolicy, RareToOtherRule, load_policy
-from tre.errors import InternalError, UserError
+from tre.errors import InternalError, InvalidInput, UserError
 from tre.ingest import checks, columnar, source
 from tre.ingest.errors import ExtractError
 from tre.ingest.generalise import quote_ident, quote_literal, rare_to_other_sql, rule_sql
@@ -91,6 +91,16 @@ class IngestOptions:
     # zstd level 1: files as small as level 3 (the default) for this data, written faster.
     compression_level: int | None = 1
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.in_memory_limit is not None:
+            try:
+                columnar.parse_size(self.in_memory_limit)
+            except ValueError:
+                raise InvalidInput(
+                    f"in-memory limit {self.in_memory_limit!r} is not a size",
+                    hint="Give a size such as 4GB or 2GiB, or none to always use DuckDB's sort.",
+                ) from None
 
 
 @dataclass(frozen=True)
